@@ -1,0 +1,109 @@
+# cull: build, test, install. Plain make; pkg-config for every library.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+SAN     ?=
+WERROR  ?=
+
+PKGS     = libarchive libturbojpeg libjpeg libpng openblas
+MSGPACK := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(MSGPACK) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) $(MSGPACK) 2>/dev/null)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -pthread -march=x86-64-v2 -mtune=native
+CFLAGS  += -Iformats -Inn $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm -pthread
+ifneq ($(WERROR),)
+CFLAGS  += -Werror
+endif
+
+ifneq ($(SAN),)
+BUILD   = build/san
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD   = build/rel
+endif
+BIN = $(BUILD)/bin
+
+FORMATS_SRC = $(wildcard formats/*.c)
+NN_SRC      = $(wildcard nn/*.c)
+TRAINER_SRC = $(wildcard trainer/*.c)
+FILTERS     = $(patsubst filters/%.c,%,$(wildcard filters/*.c))
+PROGS       = $(addprefix $(BIN)/cull-,$(FILTERS)) $(if $(TRAINER_SRC),$(BIN)/cull-train)
+UNIT_TESTS  = $(patsubst tests/unit/%.c,$(BIN)/%,$(wildcard tests/unit/*.c))
+TEST_TOOLS  = $(patsubst tests/tools/%.c,$(BIN)/tools/%,$(wildcard tests/tools/*.c))
+MAN1        = $(wildcard man/*.1)
+MAN5        = $(wildcard man/*.5)
+MAN7        = $(wildcard man/*.7)
+
+LIBFORMATS = $(BUILD)/libcullformats.a
+LIBNN      = $(BUILD)/libcullnn.a
+
+all: $(PROGS) $(UNIT_TESTS) $(TEST_TOOLS) bin
+
+# bin/ points at the release build so README examples work from the checkout.
+bin: $(PROGS)
+	@if [ -z "$(SAN)" ]; then ln -sfn $(BUILD)/bin bin; fi
+
+$(BUILD)/%.o: %.c $(wildcard formats/*.h nn/*.h trainer/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBFORMATS): $(patsubst %.c,$(BUILD)/%.o,$(FORMATS_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBNN): $(patsubst %.c,$(BUILD)/%.o,$(NN_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+LIBS = $(LIBNN) $(LIBFORMATS)
+
+$(BIN)/cull-%: $(BUILD)/filters/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BIN)/cull-train: $(patsubst %.c,$(BUILD)/%.o,$(TRAINER_SRC)) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(LDLIBS)
+
+$(BIN)/test_%: $(BUILD)/tests/unit/test_%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# Helpers for the tests and benchmarks (not installed).
+$(BIN)/tools/%: $(BUILD)/tests/tools/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+check: all
+	CULL_BIN=$(abspath $(BIN)) tests/run $(TESTS)
+
+lint-man:
+	mandoc -T lint -W warning $(MAN1) $(MAN5) $(MAN7)
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 $(MAN7) $(DESTDIR)$(PREFIX)/share/man/man7/
+
+deps:
+	@scripts/deps
+
+demo: deps
+	$(MAKE) all
+	scripts/demo
+
+# Extra targets kept beside the code they build (e.g. bench/theory).
+include $(wildcard mk/*.mk)
+
+clean:
+	rm -rf build bin
+
+.PHONY: all bin check lint-man install deps demo clean
+.SECONDARY:

@@ -1,0 +1,262 @@
+/* Checked I/O, allocation and error reporting shared by every cull program. */
+#include "io.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *progname = "cull";
+
+void cull_init(const char *argv0)
+{
+	const char *s;
+
+	if (argv0 && *argv0) {
+		s = strrchr(argv0, '/');
+		progname = s ? s + 1 : argv0;
+	}
+}
+
+static void vmsg(const char *prefix, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: %s", progname, prefix);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+	exit(code);
+}
+
+void warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+static void *oom(size_t n)
+{
+	die(EXIT_NOMEM, "out of memory allocating %zu bytes", n);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	return p ? p : oom(n);
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	return p ? p : oom(n * size);
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	return q ? q : oom(n);
+}
+
+void *xreallocarray(void *p, size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		die(EXIT_NOMEM, "allocation of %zu x %zu bytes overflows", n, size);
+	return xrealloc(p, n * size);
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		die(EXIT_NOMEM, "bad format");
+	s = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+const char *io_name(const char *path, int output)
+{
+	if (!path || strcmp(path, "-") == 0)
+		return output ? "<stdout>" : "<stdin>";
+	return path;
+}
+
+FILE *xfopen(const char *path, const char *mode)
+{
+	FILE *f;
+	int output = mode[0] != 'r';
+
+	if (!path || strcmp(path, "-") == 0)
+		return output ? stdout : stdin;
+	f = fopen(path, mode);
+	if (!f)
+		die(EXIT_IO, "%s: %s", path, strerror(errno));
+	return f;
+}
+
+void die_write(const char *name)
+{
+	int e = errno;
+
+	if (e == EPIPE)
+		die(EXIT_IO, "%s: broken pipe (the reader went away)", name);
+	if (e == ENOSPC)
+		die(EXIT_IO, "%s: no space left on device", name);
+	die(EXIT_IO, "%s: write error: %s", name, e ? strerror(e) : "unknown error");
+}
+
+void xfwrite(const void *buf, size_t n, FILE *f, const char *name)
+{
+	if (n && fwrite(buf, 1, n, f) != n)
+		die_write(name);
+}
+
+void xfclose(FILE *f, const char *name)
+{
+	errno = 0;
+	if (fflush(f) != 0 || ferror(f))
+		die_write(name);
+	if (f == stdin)
+		return;
+	if (fclose(f) != 0)
+		die_write(name);
+}
+
+unsigned char *read_file(const char *path, size_t *len)
+{
+	FILE *f = xfopen(path, "rb");
+	size_t cap = 1 << 16, n = 0, r;
+	unsigned char *buf = xmalloc(cap);
+
+	for (;;) {
+		if (n == cap)
+			buf = xrealloc(buf, cap *= 2);
+		r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	if (ferror(f))
+		die(EXIT_IO, "%s: read error: %s", io_name(path, 0), strerror(errno));
+	if (f != stdin)
+		fclose(f);
+	*len = n;
+	return buf;
+}
+
+long long parse_int(const char *opt, const char *s, long long lo, long long hi)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		die(EXIT_USAGE, "%s: expected an integer in [%lld, %lld], got '%s'", opt, lo, hi, s);
+	return v;
+}
+
+double parse_double(const char *opt, const char *s, double lo, double hi)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= lo && v <= hi))
+		die(EXIT_USAGE, "%s: expected a number in [%g, %g], got '%s'", opt, lo, hi, s);
+	return v;
+}
+
+uint64_t parse_size(const char *opt, const char *s)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		goto bad;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > (UINT64_MAX >> shift))
+		goto bad;
+	return (uint64_t)v << shift;
+bad:
+	die(EXIT_USAGE, "%s: expected a size such as 512M, got '%s'", opt, s);
+}
+
+int default_threads(void)
+{
+	const char *e = getenv("CULL_THREADS");
+	long n;
+
+	if (e && *e)
+		return (int)parse_int("CULL_THREADS", e, 1, 1024);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int stderr_is_tty(void)
+{
+	return isatty(2);
+}
