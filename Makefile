@@ -14,7 +14,8 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -pthread -march=x86-64-v2 -mtune=native
 CFLAGS  += -Iformats -Inn $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -pthread
-ifneq ($(WERROR),)
+# CI (which sets CI=true) treats warnings as errors.
+ifneq ($(WERROR)$(CI),)
 CFLAGS  += -Werror
 endif
 
