@@ -108,6 +108,7 @@ struct wds_reader {
 	uint64_t shard_members;    /* headers read from the open shard */
 	char *error;               /* a fatal error found while finishing a sample, reported
 	                              once that sample has been returned */
+	int error_code;
 	key_list keys;
 	int keys_reported;
 };
@@ -128,19 +129,40 @@ wds_reader *wds_open(const char *const *paths, size_t npaths, const wds_options 
 	return r;
 }
 
-/* Record a fatal stream error; it is raised at the start of the next wds_next(). */
-static int fail(wds_reader *r, const char *fmt, ...)
+/* Record a fatal stream error (the first one wins); wds_next() raises it once the
+ * samples before it have been returned. */
+static int failc(wds_reader *r, int code, const char *fmt, va_list ap0)
 {
 	va_list ap;
 	int n;
 
-	free(r->error);
-	va_start(ap, fmt);
+	if (r->error)
+		return -1;
+	r->error_code = code;
+	va_copy(ap, ap0);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	r->error = xmalloc((size_t)n + 1);
+	vsnprintf(r->error, (size_t)n + 1, fmt, ap0);
+	return -1;
+}
+
+static int fail(wds_reader *r, const char *fmt, ...)
+{
+	va_list ap;
+
 	va_start(ap, fmt);
-	vsnprintf(r->error, (size_t)n + 1, fmt, ap);
+	failc(r, EXIT_DATA, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int fail_io(wds_reader *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	failc(r, EXIT_IO, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -174,8 +196,11 @@ static size_t fill(wds_reader *r, size_t need)
 		n = read(r->fd, r->buf + r->hi, r->cap - r->hi);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			die(EXIT_IO, "%s: read error: %s", r->source, strerror(errno));
+		if (n < 0) {
+			fail_io(r, "%s: read error at byte %llu: %s", r->source,
+			        (unsigned long long)(r->pos + (r->hi - r->lo)), strerror(errno));
+			n = 0;
+		}
 		if (n == 0) {
 			r->eof = 1;
 			break;
@@ -269,7 +294,7 @@ static int all_zero(const unsigned char *h)
 	return 1;
 }
 
-static void open_shard(wds_reader *r)
+static int open_shard(wds_reader *r)
 {
 	const char *path = r->paths[r->ipath];
 	int rc;
@@ -278,7 +303,7 @@ static void open_shard(wds_reader *r)
 	r->shard_members = 0;
 	r->fd = strcmp(path, "-") ? open(path, O_RDONLY) : 0;
 	if (r->fd < 0)
-		die(EXIT_IO, "%s: %s", r->source, strerror(errno));
+		return fail_io(r, "%s: %s", r->source, strerror(errno));
 	if (!r->buf) {
 		r->cap = 1 << 20;
 		r->buf = xmalloc(r->cap);
@@ -290,8 +315,10 @@ static void open_shard(wds_reader *r)
 	r->open = 1;
 	r->a = NULL;
 	fill(r, 512);
+	if (r->error)
+		return -1;
 	if (r->hi == 0 || (r->hi >= 512 && tar_header_ok(r->buf) && !getenv("CULL_TAR_LIBARCHIVE")))
-		return;               /* plain tar (or nothing at all): parsed natively */
+		return 0;             /* plain tar (or nothing at all): parsed natively */
 	r->a = archive_read_new();
 	if (!r->a)
 		die(EXIT_NOMEM, "out of memory (libarchive)");
@@ -304,10 +331,11 @@ static void open_shard(wds_reader *r)
 	if (rc != ARCHIVE_OK) {
 		const char *msg = archive_error_string(r->a);
 		if (msg && strstr(msg, "Unrecognized archive format"))
-			die(EXIT_DATA, "%s: not a tar archive (or an unsupported compression)",
-			    r->source);
-		die(EXIT_DATA, "%s: %s", r->source, msg ? msg : "unknown libarchive error");
+			return fail(r, "%s: not a tar archive (or an unsupported compression)",
+			            r->source);
+		return fail(r, "%s: %s", r->source, msg ? msg : "unknown libarchive error");
 	}
+	return 0;
 }
 
 static void close_shard(wds_reader *r)
@@ -525,7 +553,8 @@ static int next_header(wds_reader *r)
 		if (!r->open) {
 			if (r->ipath == r->npaths)
 				return 0;
-			open_shard(r);
+			if (open_shard(r) < 0)
+				return -1;
 		}
 		if (!r->a) {
 			rc = native_header(r, &name, &type, &size, &at);
@@ -595,8 +624,9 @@ regular:
 	}
 }
 
-/* Append the pending member (header already read) to s, reading its data. */
-static void take_pending(wds_reader *r, wds_sample *s)
+/* Append the pending member (header already read) to s, reading its data: 0, or -1 on a
+ * fatal error. */
+static int take_pending(wds_reader *r, wds_sample *s)
 {
 	wds_member *m;
 	const char *field;
@@ -631,35 +661,45 @@ static void take_pending(wds_reader *r, wds_sample *s)
 			/* a large member: read the rest straight into place */
 			ssize_t d = read(r->fd, m->data + got, (size_t)r->pending_size - got);
 			if (d < 0 && errno != EINTR)
-				die(EXIT_IO, "%s: read error: %s", r->source, strerror(errno));
+				return fail_io(r, "%s: read error: %s", r->source, strerror(errno));
 			if (d > 0) {
 				got += (size_t)d;
 				r->pos += (uint64_t)d;
 			}
 		}
 	}
-	if (!r->a) {
-		if (got < r->pending_size)
-			die(EXIT_DATA, "%s: truncated tar: member '%s' at byte %llu ends after %zu of "
-			    "%llu bytes", r->source, m->name, (unsigned long long)r->pending_offset,
-			    got, (unsigned long long)r->pending_size);
-		if (skip_data(r, PADDED(got) - got, r->pending_offset) < 0)
-			die(EXIT_DATA, "%s", r->error);
-	}
 	while (r->a && got < r->pending_size) {
 		n = archive_read_data(r->a, m->data + got, r->pending_size - got);
-		if (n < 0) {
-			fail_archive(r, "cannot read member data");
-			die(EXIT_DATA, "%s", r->error);
-		}
+		if (n < 0)
+			return fail_archive(r, "cannot read member data");
 		if (n == 0)
-			die(EXIT_DATA, "%s: truncated tar: member '%s' at byte %llu ends after %zu of "
-			    "%llu bytes", r->source, m->name, (unsigned long long)r->pending_offset,
-			    got, (unsigned long long)r->pending_size);
+			break;
 		got += (size_t)n;
 	}
+	if (got < r->pending_size)
+		return fail(r, "%s: truncated tar: member '%s' at byte %llu ends after %zu of "
+		            "%llu bytes", r->source, m->name, (unsigned long long)r->pending_offset,
+		            got, (unsigned long long)r->pending_size);
+	if (!r->a && skip_data(r, PADDED(got) - got, r->pending_offset) < 0)
+		return -1;
 	m->size = got;
 	r->have_pending = 0;
+	return 0;
+}
+
+/* A fatal error: returned as -1 when the caller asked for it, else the process exits. */
+static int raise_error(wds_reader *r)
+{
+	if (r->opt.defer_errors)
+		return -1;
+	die(r->error_code ? r->error_code : EXIT_DATA, "%s", r->error);
+}
+
+const char *wds_error(const wds_reader *r, int *code)
+{
+	if (code)
+		*code = r->error_code;
+	return r->error;
 }
 
 /* At the end of the input: warn about every key whose run was split. */
@@ -698,11 +738,11 @@ int wds_next(wds_reader *r, wds_sample *s)
 
 	s->nmembers = 0;
 	if (r->error)
-		die(EXIT_DATA, "%s", r->error);
+		return raise_error(r);
 	if (!r->have_pending) {
 		rc = next_header(r);
 		if (rc < 0)
-			die(EXIT_DATA, "%s", r->error);
+			return raise_error(r);
 		if (rc == 0) {
 			report_split_keys(r);
 			return 0;
@@ -716,7 +756,8 @@ int wds_next(wds_reader *r, wds_sample *s)
 	if (r->opt.check_keys)
 		key_list_add(&r->keys, s->key, (uint32_t)r->ipath, s->offset);
 	const char *src = r->source;
-	take_pending(r, s);
+	if (take_pending(r, s) < 0)
+		return raise_error(r);
 	while (next_header(r) > 0) {
 		/* a new shard always starts a new sample */
 		if (r->source != src)
@@ -724,7 +765,8 @@ int wds_next(wds_reader *r, wds_sample *s)
 		keylen = wds_split_name(r->pending_name, &field);
 		if (strncmp(r->pending_name, s->key, keylen) != 0 || s->key[keylen] != '\0')
 			break;
-		take_pending(r, s);
+		if (take_pending(r, s) < 0)
+			return raise_error(r);   /* the sample is incomplete: not returned */
 	}
 	return 1;
 }

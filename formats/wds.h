@@ -32,6 +32,7 @@ typedef struct {
 typedef struct {
 	uint64_t max_member;   /* largest member accepted, bytes (default WDS_MAX_MEMBER) */
 	int check_keys;        /* warn when a key reappears after its run ended (default on) */
+	int defer_errors;      /* wds_next() returns -1 on a broken stream instead of exiting */
 } wds_options;
 
 #define WDS_MAX_MEMBER ((uint64_t)256 << 20)
@@ -42,9 +43,14 @@ typedef struct wds_reader wds_reader;
  * opts may be NULL for defaults. Paths are not copied: keep them alive. */
 wds_reader *wds_open(const char *const *paths, size_t npaths, const wds_options *opts);
 /* Next sample: 1 and *s filled, or 0 at the end of all input. A broken stream (not a
- * tar, truncated, corrupt compression, member over the limit) is fatal: it prints one line
- * naming the shard and byte offset and exits EXIT_DATA. Empty shards are fine. */
+ * tar, truncated, corrupt compression, member over the limit, unreadable file) is fatal:
+ * it prints one line naming the shard and byte offset and exits EXIT_DATA (EXIT_IO for a
+ * file that cannot be opened or read) -- or, with defer_errors, returns -1 and the line is
+ * wds_error(). Every complete sample before the break is returned first. Empty shards
+ * are fine. */
 int wds_next(wds_reader *r, wds_sample *s);
+/* The message of the fatal error, and its exit status in *code (may be NULL). */
+const char *wds_error(const wds_reader *r, int *code);
 /* The member of s whose field equals one of the comma-separated names (case-insensitive
  * on the list), or NULL. Example: wds_find(s, "jpg,jpeg,png"). */
 const wds_member *wds_find(const wds_sample *s, const char *fields);
