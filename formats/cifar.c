@@ -1,0 +1,95 @@
+/* CIFAR binary batch reader: layout detection, label checks, planar to interleaved pixels. */
+#include "cifar.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "zread.h"
+
+const char *const cifar10_classes[10] = {
+	"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+};
+
+/* Index of the first record whose labels are out of range for the variant, or count. */
+static size_t first_bad(const unsigned char *d, size_t n, int variant, size_t *off)
+{
+	size_t rs = variant == 10 ? CIFAR_PIXELS + 1 : CIFAR_PIXELS + 2, i;
+
+	for (i = 0; i < n; i++) {
+		const unsigned char *r = d + i * rs;
+
+		if (variant == 10 ? r[0] >= 10 : r[0] >= 20 || r[1] >= 100) {
+			*off = i * rs + (variant == 100 && r[0] < 20);
+			return i;
+		}
+	}
+	return n;
+}
+
+void cifar_load(cifar_file *f, const char *path, int variant)
+{
+	size_t len, bad, off = 0;
+	int fits10, fits100;
+
+	memset(f, 0, sizeof *f);
+	f->name = io_name(path, 0);
+	f->data = zread_all(path, &len);
+	if (len == 0)
+		die(EXIT_DATA, "%s: empty file, not a CIFAR batch", f->name);
+	fits10 = len % (CIFAR_PIXELS + 1) == 0;
+	fits100 = len % (CIFAR_PIXELS + 2) == 0;
+	if (variant == 0) {
+		if (fits10 && fits100)   /* both sizes fit: let the labels decide */
+			fits100 = first_bad(f->data, len / (CIFAR_PIXELS + 1), 10, &off) !=
+			          len / (CIFAR_PIXELS + 1);
+		if (!fits10 && !fits100)
+			die(EXIT_DATA, "%s: not a CIFAR batch: %zu bytes is not a whole number of "
+			    "3073-byte (CIFAR-10) or 3074-byte (CIFAR-100) records; the last record "
+			    "starts at offset %zu", f->name, len, len - len % (CIFAR_PIXELS + 1));
+		variant = fits100 ? 100 : 10;
+	} else if (variant == 10 ? !fits10 : !fits100) {
+		size_t rs = variant == 10 ? CIFAR_PIXELS + 1 : CIFAR_PIXELS + 2;
+
+		die(EXIT_DATA, "%s: truncated CIFAR-%d batch: %zu bytes is not a whole number of "
+		    "%zu-byte records; the partial record starts at offset %zu",
+		    f->name, variant, len, rs, len - len % rs);
+	}
+	f->variant = variant;
+	f->record_size = variant == 10 ? CIFAR_PIXELS + 1 : CIFAR_PIXELS + 2;
+	f->count = len / f->record_size;
+	bad = first_bad(f->data, f->count, variant, &off);
+	if (bad < f->count)
+		die(EXIT_DATA, "%s: record %zu at offset %zu: label %d out of range for CIFAR-%d",
+		    f->name, bad, off, f->data[off], variant);
+}
+
+void cifar_free(cifar_file *f)
+{
+	free(f->data);
+	memset(f, 0, sizeof *f);
+}
+
+int cifar_label(const cifar_file *f, size_t i)
+{
+	const unsigned char *r = f->data + i * f->record_size;
+
+	return f->variant == 10 ? r[0] : r[1];
+}
+
+int cifar_coarse(const cifar_file *f, size_t i)
+{
+	return f->variant == 10 ? -1 : f->data[i * f->record_size];
+}
+
+void cifar_pixels(const cifar_file *f, size_t i, unsigned char *rgb)
+{
+	const unsigned char *p = f->data + i * f->record_size + (f->variant == 10 ? 1 : 2);
+	size_t k, n = CIFAR_SIDE * CIFAR_SIDE;
+
+	for (k = 0; k < n; k++) {
+		rgb[3 * k] = p[k];
+		rgb[3 * k + 1] = p[n + k];
+		rgb[3 * k + 2] = p[2 * n + k];
+	}
+}
