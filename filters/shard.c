@@ -12,6 +12,7 @@
 #include "idx.h"
 #include "image.h"
 #include "io.h"
+#include "record.h"
 #include "wds.h"
 
 static const char usage_short[] = "usage: cull-shard idx IMAGES LABELS | cifar FILE... | dir ROOT [options]; see --help\n";
@@ -30,6 +31,7 @@ static const char usage[] =
 	"      --classes-out FILE write the class names, one a line (default with -o:\n"
 	"                         classes.txt beside the shards)\n"
 	"      --class-names FILE names for classes.txt, one a line in class order\n"
+	"      --records FILE     also write an index record per sample (key, cls, shard)\n"
 	"      --cifar 10|100     the CIFAR layout (default: detected from the file size)\n"
 	"      --threads T        JPEG encoding threads (default: all CPUs)\n"
 	"  -h, --help             this help\n"
@@ -425,6 +427,9 @@ typedef struct {
 	char *fmt;                 /* pattern with ll, when it has a conversion */
 	uint64_t per_shard;        /* 0: unlimited */
 	wds_writer *w;
+	char *path;                /* the open shard's name ("-": standard output) */
+	rec_writer *index;         /* --records, or NULL */
+	record rec;
 	uint64_t in_shard, shards, samples, bytes;
 } output;
 
@@ -442,7 +447,8 @@ static void emit(output *o, const prepared *p)
 		                                  : xstrdup(o->pattern)) : NULL;
 
 		o->w = wds_writer_open(path);
-		free(path);
+		free(o->path);
+		o->path = path ? path : xstrdup("-");
 		o->shards++;
 		o->in_shard = 0;
 	}
@@ -459,6 +465,15 @@ static void emit(output *o, const prepared *p)
 	name = xasprintf("%s.%s", p->key, p->field);
 	wds_write_member(o->w, name, p->img, p->len);
 	free(name);
+	if (o->index) {
+		rec_clear(&o->rec);
+		rec_set_str(&o->rec, "key", p->key);
+		rec_set_int(&o->rec, "cls", p->cls);
+		if (p->coarse >= 0)
+			rec_set_int(&o->rec, "coarse_cls", p->coarse);
+		rec_set_str(&o->rec, "shard", o->path);
+		rec_write(o->index, &o->rec);
+	}
 	o->in_shard++;
 	o->samples++;
 }
@@ -582,6 +597,7 @@ int main(int argc, char **argv)
 		{ "classes-out", required_argument, NULL, 'c' },
 		{ "cifar", required_argument, NULL, 'C' },
 		{ "class-names", required_argument, NULL, 'N' },
+		{ "records", required_argument, NULL, 'R' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -589,7 +605,7 @@ int main(int argc, char **argv)
 	};
 	source s = { 0 };
 	output o = { 0 };
-	const char *key = "%06d", *classes_out = NULL, *names_in = NULL, *mode;
+	const char *key = "%06d", *classes_out = NULL, *names_in = NULL, *mode, *records = NULL;
 	char **class_names = NULL;
 	size_t nclasses = 0, *order, i, batch = 1024;
 	int c, do_shuffle = 0, variant = 0, threads = 0, n_set = 0, conv;
@@ -609,6 +625,7 @@ int main(int argc, char **argv)
 		case 's': seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
 		case 'c': classes_out = optarg; break;
 		case 'N': names_in = optarg; break;
+		case 'R': records = optarg; break;
 		case 'C': variant = (int)parse_int("--cifar", optarg, 10, 100);
 			if (variant != 10 && variant != 100)
 				die(EXIT_USAGE, "--cifar: expected 10 or 100");
@@ -716,6 +733,12 @@ int main(int argc, char **argv)
 	if (s.mode == MODE_DIR)
 		batch = 256;   /* whole files are held per batch */
 	prep = xcalloc(batch, sizeof *prep);
+	if (records) {
+		if (!o.pattern && strcmp(records, "-") == 0)
+			die(EXIT_USAGE, "--records -: standard output already carries the shard; use -o");
+		o.index = rec_writer_open(records);
+		rec_init(&o.rec);
+	}
 	uint64_t skipped = 0;
 	int progress = stderr_is_tty() && s.count > 20 * batch;
 	for (size_t start = 0; start < s.count; start += batch) {
@@ -744,6 +767,11 @@ int main(int argc, char **argv)
 		o.bytes += wds_writer_bytes(o.w);
 		wds_writer_close(o.w);
 	}
+	if (o.index) {
+		rec_writer_close(o.index);
+		rec_free(&o.rec);
+	}
+	free(o.path);
 	if (!classes_out && o.pattern) {
 		const char *slash = strrchr(o.pattern, '/');
 		char *path = slash ? xasprintf("%.*s/classes.txt", (int)(slash - o.pattern), o.pattern)
