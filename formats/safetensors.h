@@ -1,0 +1,60 @@
+/* safetensors files: read (F32, F16, BF16, F64, I64, I32) and write (F32, I64, any raw dtype). */
+#ifndef CULL_SAFETENSORS_H
+#define CULL_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Layout: 8-byte little-endian header length N, N bytes of JSON
+ *   {"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...,
+ *    "__metadata__": {"key": "value"}}
+ * then the raw little-endian tensor data; offsets are relative to the end of the header.
+ */
+
+enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_U8, ST_I8, ST_BOOL, ST_NDTYPES };
+
+#define ST_MAXDIM 8
+
+typedef struct {
+	char *name;
+	int dtype;                  /* ST_* */
+	int ndim;
+	int64_t shape[ST_MAXDIM];
+	size_t begin, end;          /* byte range in the data section */
+} st_entry;
+
+typedef struct {
+	unsigned char *buf;         /* the whole file */
+	size_t size;
+	const unsigned char *data;  /* start of the data section */
+	size_t data_size;
+	st_entry *e;                /* in header order */
+	size_t n;
+} st_file;
+
+/* Read and parse a file. On failure returns -1 with a message in err (naming the path). */
+int st_load(st_file *f, const char *path, char *err, size_t errlen);
+/* Parse a buffer (takes ownership of buf, which must come from malloc). */
+int st_parse(st_file *f, unsigned char *buf, size_t size, char *err, size_t errlen);
+void st_free(st_file *f);
+
+const st_entry *st_find(const st_file *f, const char *name);
+int64_t st_numel(const st_entry *e);
+const char *st_dtype_name(int dtype);
+size_t st_dtype_size(int dtype);
+/* Convert a tensor of any floating or integer dtype to float32 / int64 (numel elements). */
+void st_to_f32(const st_file *f, const st_entry *e, float *dst);
+void st_to_i64(const st_file *f, const st_entry *e, int64_t *dst);
+
+/* Writing: collect tensors (the data is referenced, not copied, until st_write), then write. */
+typedef struct st_writer st_writer;
+st_writer *st_writer_new(void);
+void st_add(st_writer *w, const char *name, int dtype, int ndim, const int64_t *shape,
+            const void *data);
+/* Optional string metadata (the "__metadata__" map). */
+void st_meta(st_writer *w, const char *key, const char *value);
+/* Write to path ("-" = stdout); dies with EXIT_IO naming the path on failure. Frees w. */
+void st_write(st_writer *w, const char *path);
+
+#endif

@@ -1,0 +1,115 @@
+/* ResNet layers as forward/backward pairs on float32 NCHW tensors (llm.c style). */
+#ifndef CULL_LAYERS_H
+#define CULL_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Conventions: outputs first, then inputs, then sizes. Shapes are in the comments.
+ * Backward functions ACCUMULATE into every gradient they are given (din, dw, db);
+ * the caller zeroes gradients explicitly. A NULL gradient pointer means "not needed".
+ * flags: NN_OVERWRITE makes a backward WRITE din instead (no zeroing pass needed for the
+ * first consumer of an activation); NN_RELU makes a forward apply ReLU to its output.
+ */
+enum { NN_OVERWRITE = 1, NN_RELU = 2 };
+
+/* Geometry of a 2-D convolution; fill the first nine fields and call conv2d_shape(). */
+typedef struct {
+	int n, c, h, w;        /* input  [n, c, h, w] */
+	int oc, kh, kw;        /* weight [oc, c, kh, kw] */
+	int stride, pad;
+	int oh, ow;            /* output [n, oc, oh, ow], set by conv2d_shape() */
+} conv_geom;
+
+void conv2d_shape(conv_geom *g);
+
+/* out[n,oc,oh,ow] = conv(in[n,c,h,w], w[oc,c,kh,kw]) + bias[oc] (bias may be NULL),
+ * then ReLU with NN_RELU. im2col + cblas_sgemm (1x1 stride-1 convs skip im2col), images
+ * split over the layer threads. Scratch space comes from nn_scratch(), which grows to
+ * the largest layer once and is then reused. */
+void conv2d_forward(float *out, const float *in, const float *w, const float *bias,
+                    const conv_geom *g, int flags);
+/* din[n,c,h,w] += ..., dw[oc,c,kh,kw] += ..., dbias[oc] += ... from dout[n,oc,oh,ow]. */
+void conv2d_backward(float *din, float *dw, float *dbias, const float *dout,
+                     const float *in, const float *w, const conv_geom *g, int flags);
+/* The test oracle: direct seven-loop convolution in double precision. */
+void conv2d_naive_forward(float *out, const float *in, const float *w, const float *bias,
+                          const conv_geom *g);
+
+/* Batch normalization over [n, c, hw]; eps 1e-5 in torch.
+ * Training: normalizes with the batch mean and biased variance, saves mean[c] and
+ * rstd[c] for backward, and updates running_mean/var (if not NULL) exactly like torch:
+ * r = (1 - momentum) * r + momentum * batch_stat, with the unbiased variance. */
+void batchnorm_forward_train(float *out, float *mean, float *rstd, float *run_mean,
+                             float *run_var, const float *in, const float *gamma,
+                             const float *beta, int n, int c, int hw, float momentum, float eps,
+                             int flags);
+void batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
+                            const float *run_mean, const float *run_var, int n, int c, int hw,
+                            float eps, int flags);
+/* din, dgamma[c], dbeta[c] += from dout; in, mean, rstd as saved by the training forward.
+ * relu_out (or NULL): the output of a fused NN_RELU forward; dout is masked by it. */
+void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                        const float *in, const float *mean, const float *rstd,
+                        const float *gamma, const float *relu_out, int n, int c, int hw,
+                        int flags);
+/* Fold eval-mode BN into the preceding conv: wf[oc,k] = w * s, bf[oc] = beta - mean * s
+ * (+ conv bias * s), s = gamma / sqrt(var + eps). */
+void batchnorm_fold(float *wf, float *bf, const float *w, const float *bias, const float *gamma,
+                    const float *beta, const float *run_mean, const float *run_var,
+                    int oc, size_t k, float eps);
+
+/* out = max(in, 0) over count floats (out may equal in). */
+void relu_forward(float *out, const float *in, size_t count);
+/* din += dout where out > 0. With din == dout (in place): dout is masked. */
+void relu_backward(float *din, const float *dout, const float *out, size_t count);
+
+/* Max pool kernel 3, stride 2, pad 1 (ties: first in scan order, as torch).
+ * out[n,c,oh,ow], argmax[n,c,oh,ow] (index into the h*w plane). */
+void maxpool_forward(float *out, int32_t *argmax, const float *in, int n, int c, int h, int w,
+                     int oh, int ow);
+void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int n, int c,
+                      int h, int w, int oh, int ow, int flags);
+int maxpool_out(int h);     /* output size for input size h */
+
+/* Global average pool: out[n,c] = mean(in[n,c,hw]). */
+void avgpool_forward(float *out, const float *in, int n, int c, int hw);
+void avgpool_backward(float *din, const float *dout, int n, int c, int hw, int flags);
+
+/* Linear: out[n,o] = in[n,i] w[o,i]^T + b[o] (b may be NULL). */
+void linear_forward(float *out, const float *in, const float *w, const float *b,
+                    int n, int in_f, int out_f);
+void linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                     const float *w, int n, int in_f, int out_f, int flags);
+
+/* Softmax cross-entropy with label smoothing eps (0 = none), mean over the batch as torch:
+ * loss_i = (1-eps) * -log p[y] + eps * mean_k -log p[k]. Writes probs[n,k] and the
+ * per-example losses (if not NULL); returns the mean. */
+double softmax_xent_forward(float *probs, float *losses, const float *logits, const int *labels,
+                            int n, int k, float smoothing);
+/* dlogits[n,k] += (probs - target) / n. */
+void softmax_xent_backward(float *dlogits, const float *probs, const int *labels, int n, int k,
+                           float smoothing);
+
+/* Residual add: out = a + b (out may equal a). Backward: da += dout, db += dout. */
+void add_forward(float *out, const float *a, const float *b, size_t count);
+void add_backward(float *da, float *db, const float *dout, size_t count);
+
+/* Threads used by the layers (and OpenBLAS); 0 = default_threads(). */
+void nn_set_threads(int threads);
+int nn_threads(void);
+/* Run fn(ctx, i, tid) for i in [0, count) on the layer threads, thread tid < nn_threads()
+ * taking one contiguous chunk of i (so results do not depend on timing). */
+void nn_parallel(int count, void (*fn)(void *ctx, int i, int tid), void *ctx);
+/* Debian's OpenBLAS 0.3.21 picks its AVX2 (Haswell) kernels on AVX-512 CPUs it does not
+ * know (AMD Zen 4); its AVX-512 (SkylakeX) kernels run up to 2x faster there, but the
+ * choice is made when the library loads. If OPENBLAS_CORETYPE is unset, OpenBLAS chose
+ * Haswell and the CPU has AVX-512, this sets OPENBLAS_CORETYPE=SkylakeX and re-executes
+ * the program with the same argv (call it first thing in main); otherwise it returns. */
+void nn_exec_tuned(char **argv);
+/* Shared scratch of at least `floats` floats, 64-byte aligned; grows, never shrinks.
+ * Valid until the next call; not for use by two layers at once. */
+float *nn_scratch(size_t floats);
+
+#endif

@@ -1,0 +1,62 @@
+/* SGD exactly as torch.optim.SGD, learning-rate schedules and the one-call training step. */
+#include "resnet.h"
+
+#include <math.h>
+
+void nn_sgd_step(nn_model *m, const nn_sgd *o, float lr)
+{
+	int first = m->sgd_steps == 0;
+
+	for (int i = 0; i < m->nt; i++) {
+		const nn_tensor *t = &m->t[i];
+		if (t->kind != NN_PARAM)
+			continue;
+		float *p = m->params + t->off, *g = m->grads + t->off, *buf = m->momentum + t->off;
+		float wd = o->no_decay_bn && t->ndim == 1 ? 0.0f : o->weight_decay;
+		float l2 = o->decoupled ? 0.0f : wd, shrink = o->decoupled ? 1.0f - lr * wd : 1.0f;
+		for (size_t k = 0; k < t->numel; k++) {
+			float d = g[k];
+			if (l2 != 0.0f)
+				d += l2 * p[k];
+			if (o->momentum != 0.0f) {
+				buf[k] = first ? d : buf[k] * o->momentum + (1.0f - o->dampening) * d;
+				d = o->nesterov ? d + o->momentum * buf[k] : buf[k];
+			}
+			if (shrink != 1.0f)
+				p[k] *= shrink;
+			p[k] += -lr * d;
+		}
+	}
+	m->sgd_steps++;
+	nn_params_changed(m);
+}
+
+double nn_train_step(nn_model *m, const float *x, const int *labels, int n, const nn_sgd *o,
+                     float lr, float smoothing, float *losses)
+{
+	nn_zero_grad(m);
+	nn_forward(m, x, n, 1);
+	double loss = nn_xent(m, labels, n, smoothing, losses);
+	nn_backward(m, n);
+	nn_sgd_step(m, o, lr);
+	return loss;
+}
+
+double nn_lr(const nn_schedule *s, long step)
+{
+	if (s->warmup > 0 && step < s->warmup)
+		return s->base * (double)(step + 1) / (double)s->warmup;
+	switch (s->kind) {
+	case NN_LR_STEP:
+		return s->step_size > 0 ? s->base * pow(s->gamma, (double)(step / s->step_size)) : s->base;
+	case NN_LR_COSINE: {
+		long span = s->total - s->warmup;
+		double frac = span > 0 ? (double)(step - s->warmup) / (double)span : 1.0;
+		if (frac > 1)
+			frac = 1;
+		return s->min_lr + 0.5 * (s->base - s->min_lr) * (1 + cos(M_PI * frac));
+	}
+	default:
+		return s->base;
+	}
+}

@@ -1,0 +1,359 @@
+/* Unit tests of the nn layers: im2col conv against the naive oracle and finite-difference gradients. */
+#include "check.h"
+#include "layers.h"
+#include "io.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rs = 12345;
+
+static float frand(void)   /* uniform in [-1, 1) */
+{
+	rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (float)((rs >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
+}
+
+static float *rnd(size_t n)
+{
+	float *p = xmalloc(sizeof(float) * (n ? n : 1));
+	for (size_t i = 0; i < n; i++)
+		p[i] = frand();
+	return p;
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (double)a[i] * b[i];
+	return s;
+}
+
+/*
+ * A layer under test as a scalar function: loss(x) = sum(forward(x) * r). Numerical
+ * derivatives by central differences over a sample of coordinates of one input tensor,
+ * compared with the analytic gradient from backward(dout = r).
+ */
+typedef double (*lossfn)(void *ctx);
+
+static double numgrad(lossfn f, void *ctx, float *x, size_t i, float h)
+{
+	float keep = x[i];
+	x[i] = keep + h;
+	double a = f(ctx);
+	x[i] = keep - h;
+	double b = f(ctx);
+	x[i] = keep;
+	return (a - b) / (2.0 * h);
+}
+
+/* max over sampled i of |num - ana| / max(|num|, |ana|, floor) */
+static double gradcheck(lossfn f, void *ctx, float *x, const float *ana, size_t n, float h,
+                        double floor)
+{
+	double worst = 0;
+	size_t step = n > 40 ? n / 40 : 1;
+	for (size_t i = 0; i < n; i += step) {
+		double num = numgrad(f, ctx, x, i, h), a = ana[i];
+		double s = fabs(num) > fabs(a) ? fabs(num) : fabs(a);
+		if (s < floor)
+			s = floor;
+		double e = fabs(num - a) / s;
+		if (e > worst)
+			worst = e;
+	}
+	return worst;
+}
+
+/* ---- conv ---- */
+
+typedef struct {
+	conv_geom g;
+	float *in, *w, *b, *out, *r;
+} conv_ctx;
+
+static double conv_loss(void *p)
+{
+	conv_ctx *c = p;
+	conv2d_naive_forward(c->out, c->in, c->w, c->b, &c->g);
+	return dot(c->out, c->r, (size_t)c->g.n * c->g.oc * c->g.oh * c->g.ow);
+}
+
+static void test_conv(int n, int ch, int h, int w, int oc, int k, int stride, int pad, int bias)
+{
+	conv_ctx c = { .g = { .n = n, .c = ch, .h = h, .w = w, .oc = oc, .kh = k, .kw = k,
+		.stride = stride, .pad = pad } };
+	conv2d_shape(&c.g);
+	size_t ni = (size_t)n * ch * h * w, nw = (size_t)oc * ch * k * k;
+	size_t no = (size_t)n * oc * c.g.oh * c.g.ow;
+	c.in = rnd(ni);
+	c.w = rnd(nw);
+	c.b = bias ? rnd(oc) : NULL;
+	c.out = xmalloc(sizeof(float) * no);
+	c.r = rnd(no);
+	float *fast = xmalloc(sizeof(float) * no);
+	conv2d_forward(fast, c.in, c.w, c.b, &c.g, 0);
+	conv2d_naive_forward(c.out, c.in, c.w, c.b, &c.g);
+	CHECK(max_rel_err(fast, c.out, no, 1.0) < 1e-5,
+	      "conv2d im2col == naive n%d c%d %dx%d oc%d k%d s%d p%d bias%d", n, ch, h, w, oc, k,
+	      stride, pad, bias);
+
+	float *din = calloc(ni, sizeof(float)), *dw = calloc(nw, sizeof(float));
+	float *db = calloc(oc, sizeof(float));
+	/* accumulate: run backward twice from half the gradient */
+	for (size_t i = 0; i < no; i++)
+		c.r[i] *= 0.5f;
+	for (size_t i = 0; i < ni; i++)
+		din[i] = NAN;               /* overwritten by the first, accumulated by the second */
+	conv2d_backward(din, dw, bias ? db : NULL, c.r, c.in, c.w, &c.g, NN_OVERWRITE);
+	conv2d_backward(din, dw, bias ? db : NULL, c.r, c.in, c.w, &c.g, 0);
+	for (size_t i = 0; i < no; i++)
+		c.r[i] *= 2.0f;
+	CHECK(gradcheck(conv_loss, &c, c.in, din, ni, 1e-2f, 1e-2) < 2e-3,
+	      "conv2d dinput k%d s%d p%d", k, stride, pad);
+	CHECK(gradcheck(conv_loss, &c, c.w, dw, nw, 1e-2f, 1e-2) < 2e-3,
+	      "conv2d dweight k%d s%d p%d", k, stride, pad);
+	if (bias)
+		CHECK(gradcheck(conv_loss, &c, c.b, db, oc, 1e-2f, 1e-2) < 2e-3, "conv2d dbias");
+	free(c.in); free(c.w); free(c.b); free(c.out); free(c.r); free(fast);
+	free(din); free(dw); free(db);
+}
+
+/* ---- batchnorm ---- */
+
+typedef struct {
+	int n, c, hw, relu;
+	float *in, *g, *b, *out, *r, *mean, *rstd;
+} bn_ctx;
+
+static double bn_loss(void *p)
+{
+	bn_ctx *c = p;
+	batchnorm_forward_train(c->out, c->mean, c->rstd, NULL, NULL, c->in, c->g, c->b, c->n,
+	                        c->c, c->hw, 0.1f, 1e-5f, c->relu ? NN_RELU : 0);
+	return dot(c->out, c->r, (size_t)c->n * c->c * c->hw);
+}
+
+static void test_bn(void)
+{
+	bn_ctx c = { .n = 4, .c = 3, .hw = 5 };
+	size_t N = (size_t)c.n * c.c * c.hw;
+	c.in = rnd(N);
+	c.g = rnd(c.c);
+	c.b = rnd(c.c);
+	c.out = xmalloc(sizeof(float) * N);
+	c.r = rnd(N);
+	c.mean = xmalloc(sizeof(float) * c.c);
+	c.rstd = xmalloc(sizeof(float) * c.c);
+	float rm[3] = { 0.5f, -1, 2 }, rv[3] = { 1, 2, 0.5f };
+	batchnorm_forward_train(c.out, c.mean, c.rstd, rm, rv, c.in, c.g, c.b, c.n, c.c, c.hw,
+	                        0.1f, 1e-5f, 0);
+	/* running stats: momentum 0.1 with the unbiased variance, as torch */
+	double s = 0, ss = 0, cnt = c.n * c.hw;
+	for (int n = 0; n < c.n; n++)
+		for (int i = 0; i < c.hw; i++)
+			s += c.in[(size_t)n * c.c * c.hw + i];
+	double mean = s / cnt;
+	for (int n = 0; n < c.n; n++)
+		for (int i = 0; i < c.hw; i++) {
+			double d = c.in[(size_t)n * c.c * c.hw + i] - mean;
+			ss += d * d;
+		}
+	CHECK(fabs(rm[0] - (0.9 * 0.5 + 0.1 * mean)) < 1e-6, "batchnorm running_mean update");
+	CHECK(fabs(rv[0] - (0.9 * 1.0 + 0.1 * ss / (cnt - 1))) < 1e-6,
+	      "batchnorm running_var update (unbiased)");
+	float *din = calloc(N, sizeof(float)), *dg = calloc(c.c, sizeof(float));
+	float *db = calloc(c.c, sizeof(float));
+	for (c.relu = 0; c.relu <= 1; c.relu++) {
+		for (size_t i = 0; i < N; i++)
+			din[i] = NAN;
+		memset(dg, 0, sizeof(float) * c.c);
+		memset(db, 0, sizeof(float) * c.c);
+		bn_loss(&c);
+		batchnorm_backward(din, dg, db, c.r, c.in, c.mean, c.rstd, c.g, c.relu ? c.out : NULL,
+		                   c.n, c.c, c.hw, NN_OVERWRITE);
+		const char *nm = c.relu ? "batchnorm+relu" : "batchnorm";
+		/* float32 differences: a step large enough to beat rounding, small enough for
+		 * the ReLU kinks of this input */
+		double ge = gradcheck(bn_loss, &c, c.in, din, N, 4e-3f, 1e-2);
+		CHECK(ge < 1e-2, "%s dinput (rel err %.1e)", nm, ge);
+		CHECK(gradcheck(bn_loss, &c, c.g, dg, c.c, 1e-3f, 1e-2) < 5e-3, "%s dgamma", nm);
+		CHECK(gradcheck(bn_loss, &c, c.b, db, c.c, 1e-3f, 1e-2) < 5e-3, "%s dbeta", nm);
+	}
+	c.relu = 0;
+
+	/* eval, and eval folded into a 1x1 conv, agree */
+	float *ev = xmalloc(sizeof(float) * N), *fo = xmalloc(sizeof(float) * N);
+	batchnorm_forward_eval(ev, c.in, c.g, c.b, rm, rv, c.n, c.c, c.hw, 1e-5f, 0);
+	float eye[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 }, wf[9], bf[3];
+	batchnorm_fold(wf, bf, eye, NULL, c.g, c.b, rm, rv, 3, 3, 1e-5f);
+	conv_geom g = { .n = c.n, .c = 3, .h = 1, .w = c.hw, .oc = 3, .kh = 1, .kw = 1,
+		.stride = 1, .pad = 0 };
+	conv2d_shape(&g);
+	conv2d_forward(fo, c.in, wf, bf, &g, 0);
+	CHECK(max_rel_err(fo, ev, N, 1.0) < 1e-5, "batchnorm folded into conv == eval");
+	free(c.in); free(c.g); free(c.b); free(c.out); free(c.r); free(c.mean); free(c.rstd);
+	free(din); free(dg); free(db); free(ev); free(fo);
+}
+
+/* ---- relu, pools, add ---- */
+
+typedef struct {
+	int kind, n, c, h, w;
+	float *in, *in2, *out, *r;
+	int32_t *idx;
+} ew_ctx;
+
+static size_t ew_outn(ew_ctx *c)
+{
+	if (c->kind == 1)
+		return (size_t)c->n * c->c * maxpool_out(c->h) * maxpool_out(c->w);
+	if (c->kind == 2)
+		return (size_t)c->n * c->c;
+	return (size_t)c->n * c->c * c->h * c->w;
+}
+
+static double ew_loss(void *p)
+{
+	ew_ctx *c = p;
+	size_t N = (size_t)c->n * c->c * c->h * c->w;
+	if (c->kind == 0)
+		relu_forward(c->out, c->in, N);
+	else if (c->kind == 1)
+		maxpool_forward(c->out, c->idx, c->in, c->n, c->c, c->h, c->w, maxpool_out(c->h),
+		                maxpool_out(c->w));
+	else if (c->kind == 2)
+		avgpool_forward(c->out, c->in, c->n, c->c, c->h * c->w);
+	else
+		add_forward(c->out, c->in, c->in2, N);
+	return dot(c->out, c->r, ew_outn(c));
+}
+
+static void test_ew(int kind, const char *name)
+{
+	ew_ctx c = { .kind = kind, .n = 2, .c = 3, .h = 7, .w = 6 };
+	size_t N = (size_t)c.n * c.c * c.h * c.w, no = ew_outn(&c);
+	c.in = rnd(N);
+	c.in2 = rnd(N);
+	c.out = xmalloc(sizeof(float) * N);
+	c.r = rnd(no);
+	c.idx = xmalloc(sizeof(int32_t) * N);
+	float *din = calloc(N, sizeof(float)), *din2 = calloc(N, sizeof(float));
+	ew_loss(&c);
+	if (kind == 0)
+		relu_backward(din, c.r, c.out, N);
+	else if (kind == 1)
+		maxpool_backward(din, c.r, c.idx, c.n, c.c, c.h, c.w, maxpool_out(c.h), maxpool_out(c.w), 0);
+	else if (kind == 2)
+		avgpool_backward(din, c.r, c.n, c.c, c.h * c.w, 0);
+	else
+		add_backward(din, din2, c.r, N);
+	/* h small enough not to cross a kink or swap a max */
+	CHECK(gradcheck(ew_loss, &c, c.in, din, N, 1e-3f, 1e-2) < 5e-3, "%s dinput", name);
+	if (kind == 3)
+		CHECK(gradcheck(ew_loss, &c, c.in2, din2, N, 1e-3f, 1e-2) < 5e-3, "%s dinput2", name);
+	free(c.in); free(c.in2); free(c.out); free(c.r); free(c.idx); free(din); free(din2);
+}
+
+static void test_relu_inplace(void)
+{
+	float x[4] = { -1, 2, 0, 3 }, g[4] = { 1, 1, 1, 1 };
+	relu_forward(x, x, 4);
+	relu_backward(g, g, x, 4);
+	CHECK(x[0] == 0 && x[1] == 2 && g[0] == 0 && g[1] == 1 && g[2] == 0 && g[3] == 1,
+	      "relu in place, gradient 0 at 0 as torch");
+}
+
+static void test_maxpool_ties(void)
+{
+	float x[16] = { 0 }, out[4];
+	int32_t idx[4];
+	maxpool_forward(out, idx, x, 1, 1, 4, 4, 2, 2);
+	CHECK(idx[0] == 0 && idx[1] == 1 && idx[2] == 4 && idx[3] == 5,
+	      "maxpool ties go to the first element in scan order");
+}
+
+/* ---- linear and loss ---- */
+
+typedef struct {
+	int n, i, o;
+	float *in, *w, *b, *out, *r;
+} lin_ctx;
+
+static double lin_loss(void *p)
+{
+	lin_ctx *c = p;
+	linear_forward(c->out, c->in, c->w, c->b, c->n, c->i, c->o);
+	return dot(c->out, c->r, (size_t)c->n * c->o);
+}
+
+static void test_linear(void)
+{
+	lin_ctx c = { .n = 3, .i = 5, .o = 4 };
+	c.in = rnd(15);
+	c.w = rnd(20);
+	c.b = rnd(4);
+	c.out = xmalloc(sizeof(float) * 12);
+	c.r = rnd(12);
+	float din[15] = { 0 }, dw[20] = { 0 }, db[4] = { 0 };
+	lin_loss(&c);
+	linear_backward(din, dw, db, c.r, c.in, c.w, c.n, c.i, c.o, 0);
+	CHECK(gradcheck(lin_loss, &c, c.in, din, 15, 1e-2f, 1e-2) < 2e-3, "linear dinput");
+	CHECK(gradcheck(lin_loss, &c, c.w, dw, 20, 1e-2f, 1e-2) < 2e-3, "linear dweight");
+	CHECK(gradcheck(lin_loss, &c, c.b, db, 4, 1e-2f, 1e-2) < 2e-3, "linear dbias");
+	free(c.in); free(c.w); free(c.b); free(c.out); free(c.r);
+}
+
+typedef struct {
+	int n, k;
+	float sm;
+	float *z, *p;
+	int *y;
+} xent_ctx;
+
+static double xent_loss(void *p)
+{
+	xent_ctx *c = p;
+	return softmax_xent_forward(c->p, NULL, c->z, c->y, c->n, c->k, c->sm);
+}
+
+static void test_xent(float sm)
+{
+	int y[3] = { 0, 4, 2 };
+	xent_ctx c = { .n = 3, .k = 5, .sm = sm, .y = y };
+	c.z = rnd(15);
+	c.p = xmalloc(sizeof(float) * 15);
+	float dz[15] = { 0 }, losses[3];
+	double l = softmax_xent_forward(c.p, losses, c.z, y, 3, 5, sm);
+	softmax_xent_backward(dz, c.p, y, 3, 5, sm);
+	CHECK(fabs(l - (losses[0] + losses[1] + losses[2]) / 3) < 1e-6,
+	      "softmax xent mean of per-example losses (smoothing %g)", sm);
+	CHECK(gradcheck(xent_loss, &c, c.z, dz, 15, 1e-2f, 1e-3) < 2e-3,
+	      "softmax xent dlogits (smoothing %g)", sm);
+	free(c.z); free(c.p);
+}
+
+int main(void)
+{
+	for (int t = 1; t <= 2; t++) {
+		nn_set_threads(t);
+		test_conv(3, 2, 5, 6, 4, 3, 1, 1, 0);
+		test_conv(2, 3, 9, 8, 2, 7, 2, 3, 1);
+		test_conv(3, 4, 6, 6, 5, 1, 1, 0, 0);
+		test_conv(2, 4, 7, 7, 3, 1, 2, 0, 0);
+		test_conv(1, 2, 6, 5, 3, 3, 2, 1, 1);
+	}
+	test_bn();
+	test_ew(0, "relu");
+	test_ew(1, "maxpool 3x3/2");
+	test_ew(2, "avgpool");
+	test_ew(3, "residual add");
+	test_relu_inplace();
+	test_maxpool_ties();
+	test_linear();
+	test_xent(0.0f);
+	test_xent(0.1f);
+	return CHECK_DONE();
+}
