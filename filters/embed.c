@@ -1,0 +1,676 @@
+/* cull-embed: stream WebDataset shards through a ResNet encoder and write embedding records. */
+#include "image.h"
+#include "io.h"
+#include "layers.h"
+#include "preprocess.h"
+#include "record.h"
+#include "resnet.h"
+#include "safetensors.h"
+#include "wds.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage[] =
+	"usage: cull-embed --model FILE [options] [SHARD...]\n"
+	"Decode the images of WebDataset shards (standard input when none or '-'), run a\n"
+	"ResNet encoder and write one record per sample: key, emb (float32), cls.\n"
+	"  --model FILE       encoder weights (safetensors, torchvision names)\n"
+	"  --arch NAME        architecture (default: inferred from the tensor shapes):\n"
+	"                     resnet18 resnet34 resnet50 resnet18-cifar resnet20 resnet32 resnet56\n"
+	"  --resize S         resize the shorter side to S (default 256 for ImageNet models,\n"
+	"                     none for CIFAR models); 0 = no resize\n"
+	"  --crop C           center crop C x C (default 224 for ImageNet models, none for CIFAR)\n"
+	"  --mean M,M,M       normalisation mean (default ImageNet 0.485,0.456,0.406)\n"
+	"  --std S,S,S        normalisation std (default ImageNet 0.229,0.224,0.225)\n"
+	"  --exact            decode JPEGs at full size, as PIL does (default: DCT scaling to\n"
+	"                     1/2, 1/4 or 1/8 while the shorter side stays >= the resize)\n"
+	"  --image-field LIST member fields that hold the image (default jpg,jpeg,png,ppm,pgm)\n"
+	"  --carry LIST       copy these member fields into the records (text as str, else bin)\n"
+	"  --no-normalize     write the raw pooled features instead of L2-normalised ones\n"
+	"  --batch B          images per forward pass (default 32)\n"
+	"  --threads T        threads for decoding and for the forward pass (default: CPUs)\n"
+	"  --max-pixels N     refuse images larger than N pixels, from the header (default 268M)\n"
+	"  --max-member SIZE  refuse tar members larger than SIZE (default 256M)\n"
+	"  --strict           exit with status 4 at the first sample that cannot be embedded\n"
+	"  -q, --quiet        no progress and no summary on standard error\n"
+	"  -h, --help         this help;  --version  the version\n";
+
+enum { SK_OK, SK_NOIMAGE, SK_EMPTY, SK_DECODE, SK_TOOBIG, SK_SIZE, SK_N };
+static const char *const skip_name[SK_N] = {
+	"", "no image member", "empty image", "undecodable image", "image over the pixel limit",
+	"image of another size",
+};
+
+typedef struct {
+	const char *model, *arch, *image_field, *carry;
+	int resize, crop, batch, threads, strict, normalize, exact, quiet;
+	float mean[3], std[3];
+	int have_mean, have_std;
+	uint64_t max_pixels, max_member;
+} options;
+
+/* One sample of a batch: the sample as read, then what decoding made of it. */
+typedef struct {
+	wds_sample s;
+	int status;
+	char err[200];
+	unsigned char *scratch;
+	size_t scratch_cap;
+} slot;
+
+typedef struct {
+	slot *slots;
+	int n;                  /* samples in this batch */
+	float *x;               /* [batch, C, H, W], slot i at image i */
+} batch;
+
+/* ---- the decode pool: workers take slots of a batch while the main thread runs the
+ * forward pass of the previous one ---- */
+
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+	batch *job;
+	atomic_int next;
+	int pending;            /* slots not yet finished */
+	int generation, quit;
+	int nthreads;
+	pthread_t *tid;
+	/* what decoding needs */
+	const options *o;
+	int channels, h, w;
+} pool;
+
+static void decode_slot(pool *p, batch *b, int i)
+{
+	slot *sl = &b->slots[i];
+	const options *o = p->o;
+	const wds_member *m = wds_find(&sl->s, o->image_field);
+	image img = { 0 };
+	image_opts io = { 0 };
+	int ow, oh;
+	size_t plane = (size_t)p->channels * (size_t)p->h * (size_t)p->w;
+
+	sl->status = SK_OK;
+	if (!m) {
+		sl->status = SK_NOIMAGE;
+		snprintf(sl->err, sizeof sl->err, "no image member (looked for %s)", o->image_field);
+		return;
+	}
+	if (m->size == 0) {
+		sl->status = SK_EMPTY;
+		snprintf(sl->err, sizeof sl->err, "%s member is empty", m->field);
+		return;
+	}
+	io.channels = p->channels;
+	io.max_pixels = o->max_pixels;
+	io.strict = 1;
+	io.min_size = o->exact ? 0 : (o->resize > 0 ? o->resize : o->crop);
+	if (image_decode(&img, m->data, m->size, &io, sl->err, sizeof sl->err) != 0) {
+		sl->status = strstr(sl->err, "over the limit") ? SK_TOOBIG : SK_DECODE;
+		return;
+	}
+	preprocess_size(img.width, img.height, o->resize, o->crop, &ow, &oh);
+	if (ow != p->w || oh != p->h) {
+		sl->status = SK_SIZE;
+		snprintf(sl->err, sizeof sl->err, "image is %dx%d after preprocessing, the model "
+		         "input is %dx%d (use --resize/--crop)", ow, oh, p->w, p->h);
+	} else {
+		preprocess_eval(b->x + (size_t)i * plane, &img, o->resize, o->crop, o->mean, o->std,
+		                &sl->scratch, &sl->scratch_cap);
+	}
+	image_free(&img);
+}
+
+static void *worker(void *arg)
+{
+	pool *p = arg;
+	int gen = 0, i, left;
+	batch *b;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->quit && p->generation == gen)
+			pthread_cond_wait(&p->work, &p->mu);
+		if (p->quit) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		gen = p->generation;
+		b = p->job;
+		pthread_mutex_unlock(&p->mu);
+		while ((i = atomic_fetch_add(&p->next, 1)) < b->n) {
+			decode_slot(p, b, i);
+			pthread_mutex_lock(&p->mu);
+			left = --p->pending;
+			if (left == 0)
+				pthread_cond_signal(&p->done);
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
+}
+
+static void pool_start(pool *p, int nthreads)
+{
+	int i;
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->nthreads = nthreads;
+	p->tid = xcalloc((size_t)nthreads, sizeof *p->tid);
+	for (i = 0; i < nthreads; i++)
+		if (pthread_create(&p->tid[i], NULL, worker, p) != 0)
+			die(EXIT_NOMEM, "cannot start a decode thread");
+}
+
+static void pool_submit(pool *p, batch *b)
+{
+	pthread_mutex_lock(&p->mu);
+	p->job = b;
+	atomic_store(&p->next, 0);
+	p->pending = b->n;
+	p->generation++;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_wait(pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->pending > 0)
+		pthread_cond_wait(&p->done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_stop(pool *p)
+{
+	int i;
+
+	pthread_mutex_lock(&p->mu);
+	p->quit = 1;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	for (i = 0; i < p->nthreads; i++)
+		pthread_join(p->tid[i], NULL);
+	free(p->tid);
+}
+
+/* ---- model ---- */
+
+static int count_blocks(const st_file *f, int layer)
+{
+	char name[64];
+	int n = 0;
+
+	for (;; n++) {
+		snprintf(name, sizeof name, "layer%d.%d.conv1.weight", layer, n);
+		if (!st_find(f, name))
+			return n;
+	}
+}
+
+/* The architecture, input channels and width of a torchvision-named state dict. */
+static void infer_arch(const char *path, const char *want, char *arch, size_t archlen,
+                       int *in_ch, double *width)
+{
+	st_file f;
+	char err[512];
+	const st_entry *c1;
+	int n3, bottleneck, cifar_stem, stages4;
+
+	if (st_load(&f, path, err, sizeof err) != 0)
+		die(EXIT_DATA, "%s", err);
+	c1 = st_find(&f, "conv1.weight");
+	if (!c1 || c1->ndim != 4)
+		die(EXIT_DATA, "%s: no 4-d tensor 'conv1.weight': not a torchvision ResNet state dict",
+		    path);
+	*in_ch = (int)c1->shape[1];
+	cifar_stem = c1->shape[2] == 3;
+	bottleneck = st_find(&f, "layer1.0.conv3.weight") != NULL;
+	stages4 = st_find(&f, "layer4.0.conv1.weight") != NULL;
+	n3 = count_blocks(&f, 3);
+	if (want) {
+		snprintf(arch, archlen, "%s", want);
+	} else if (!stages4 && (n3 == 3 || n3 == 5 || n3 == 9)) {
+		snprintf(arch, archlen, "resnet%d", 6 * n3 + 2);
+	} else if (stages4 && bottleneck && n3 == 6 && !cifar_stem) {
+		snprintf(arch, archlen, "resnet50");
+	} else if (stages4 && !bottleneck && n3 == 2) {
+		snprintf(arch, archlen, cifar_stem ? "resnet18-cifar" : "resnet18");
+	} else if (stages4 && !bottleneck && n3 == 6 && !cifar_stem) {
+		snprintf(arch, archlen, "resnet34");
+	} else {
+		die(EXIT_USAGE, "%s: cannot infer the architecture from its tensors; give --arch",
+		    path);
+	}
+	*width = (double)c1->shape[0] / (strncmp(arch, "resnet18", 8) == 0 ||
+	                                 strcmp(arch, "resnet34") == 0 ||
+	                                 strcmp(arch, "resnet50") == 0 ? 64.0 : 16.0);
+	st_free(&f);
+}
+
+/* ---- records ---- */
+
+static int utf8_text(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	int k;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		if (c == 0)
+			return 0;
+		k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 :
+		    (c & 0xf8) == 0xf0 ? 3 : -1;
+		if (k < 0 || i + (size_t)k >= n + (k == 0))
+			return 0;
+		for (i++; k > 0; k--, i++)
+			if (i >= n || (p[i] & 0xc0) != 0x80)
+				return 0;
+	}
+	return 1;
+}
+
+/* Parse a .cls member: ASCII decimal, surrounding white space allowed. */
+static int parse_cls(const wds_member *m, int64_t *v)
+{
+	char buf[32], *end;
+	size_t n = m->size < sizeof buf - 1 ? m->size : sizeof buf - 1;
+	long long x;
+
+	if (m->size == 0 || m->size >= sizeof buf)
+		return 0;
+	memcpy(buf, m->data, n);
+	buf[n] = '\0';
+	x = strtoll(buf, &end, 10);
+	while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
+		end++;
+	if (end == buf || *end)
+		return 0;
+	*v = x;
+	return 1;
+}
+
+static void carry_fields(record *r, const wds_sample *s, const char *list)
+{
+	const char *p = list, *end;
+	char name[64];
+	size_t i, n;
+
+	while (*p) {
+		end = strchr(p, ',');
+		if (!end)
+			end = p + strlen(p);
+		n = (size_t)(end - p);
+		if (n && n < sizeof name) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			for (i = 0; i < s->nmembers; i++) {
+				const wds_member *m = &s->members[i];
+				if (strcmp(m->field, name) != 0)
+					continue;
+				if (utf8_text(m->data, m->size)) {
+					char *t = xstrndup((const char *)m->data, m->size);
+					rec_set_str(r, name, t);
+					free(t);
+				} else {
+					rec_set_bin(r, name, m->data, m->size);
+				}
+				break;
+			}
+		}
+		p = *end ? end + 1 : end;
+	}
+}
+
+/* ---- options ---- */
+
+static void parse_floats3(const char *opt, const char *s, float *v)
+{
+	char *copy = xstrdup(s), *tok, *save = NULL;
+	int n = 0;
+
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == 3)
+			die(EXIT_USAGE, "%s: at most 3 values, got '%s'", opt, s);
+		v[n++] = (float)parse_double(opt, tok, -1e6, 1e6);
+	}
+	if (n == 1)
+		v[1] = v[2] = v[0];
+	else if (n != 3)
+		die(EXIT_USAGE, "%s: expected 1 or 3 comma-separated numbers, got '%s'", opt, s);
+	free(copy);
+}
+
+static void parse_options(options *o, int argc, char **argv)
+{
+	enum { O_MODEL = 256, O_ARCH, O_RESIZE, O_CROP, O_MEAN, O_STD, O_EXACT, O_FIELD,
+	       O_CARRY, O_NONORM, O_BATCH, O_THREADS, O_MAXPIX, O_MAXMEM, O_STRICT, O_VERSION };
+	static const struct option lo[] = {
+		{ "model", required_argument, 0, O_MODEL }, { "arch", required_argument, 0, O_ARCH },
+		{ "resize", required_argument, 0, O_RESIZE }, { "crop", required_argument, 0, O_CROP },
+		{ "mean", required_argument, 0, O_MEAN }, { "std", required_argument, 0, O_STD },
+		{ "exact", no_argument, 0, O_EXACT },
+		{ "image-field", required_argument, 0, O_FIELD },
+		{ "carry", required_argument, 0, O_CARRY },
+		{ "no-normalize", no_argument, 0, O_NONORM },
+		{ "batch", required_argument, 0, O_BATCH },
+		{ "threads", required_argument, 0, O_THREADS },
+		{ "max-pixels", required_argument, 0, O_MAXPIX },
+		{ "max-member", required_argument, 0, O_MAXMEM },
+		{ "strict", no_argument, 0, O_STRICT }, { "quiet", no_argument, 0, 'q' },
+		{ "help", no_argument, 0, 'h' }, { "version", no_argument, 0, O_VERSION },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->resize = o->crop = -1;
+	o->batch = 32;
+	o->normalize = 1;
+	o->image_field = "jpg,jpeg,png,ppm,pgm";
+	o->carry = "";
+	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+		switch (c) {
+		case O_MODEL: o->model = optarg; break;
+		case O_ARCH: o->arch = optarg; break;
+		case O_RESIZE: o->resize = (int)parse_int("--resize", optarg, 0, 1 << 16); break;
+		case O_CROP: o->crop = (int)parse_int("--crop", optarg, 0, 1 << 16); break;
+		case O_MEAN: parse_floats3("--mean", optarg, o->mean); o->have_mean = 1; break;
+		case O_STD: parse_floats3("--std", optarg, o->std); o->have_std = 1; break;
+		case O_EXACT: o->exact = 1; break;
+		case O_FIELD: o->image_field = optarg; break;
+		case O_CARRY: o->carry = optarg; break;
+		case O_NONORM: o->normalize = 0; break;
+		case O_BATCH: o->batch = (int)parse_int("--batch", optarg, 1, 4096); break;
+		case O_THREADS: o->threads = (int)parse_int("--threads", optarg, 1, 1024); break;
+		case O_MAXPIX: o->max_pixels = parse_size("--max-pixels", optarg); break;
+		case O_MAXMEM: o->max_member = parse_size("--max-member", optarg); break;
+		case O_STRICT: o->strict = 1; break;
+		case 'q': o->quiet = 1; break;
+		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
+		case O_VERSION: printf("cull-embed %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); exit(0);
+		default:
+			fprintf(stderr, "usage: cull-embed --model FILE [options] [SHARD...]; "
+			        "see cull-embed --help\n");
+			exit(EXIT_USAGE);
+		}
+	}
+	if (o->have_std)
+		for (c = 0; c < 3; c++)
+			if (!(o->std[c] > 0))
+				die(EXIT_USAGE, "--std: values must be positive");
+	if (!o->model)
+		die(EXIT_USAGE, "--model FILE is required: no default encoder ships yet (see "
+		    "cull-embed(1) for how to use a torchvision or SwAV ResNet checkpoint)");
+	if (!o->threads)
+		o->threads = default_threads();
+}
+
+/* ---- main ---- */
+
+/* Read up to max samples into b; a broken stream sets *broken and ends the input. */
+static int read_batch(wds_reader *r, batch *b, int max, int *broken)
+{
+	int rc;
+
+	b->n = 0;
+	while (!*broken && b->n < max) {
+		rc = wds_next(r, &b->slots[b->n].s);
+		if (rc < 0)
+			*broken = 1;
+		if (rc <= 0)
+			break;
+		b->n++;
+	}
+	return b->n;
+}
+
+typedef struct {
+	uint64_t read, embedded, skipped[SK_N];
+	uint64_t total_bytes;
+	double t0, last, forward;   /* forward: seconds spent in the encoder */
+} stats;
+
+static void progress(const stats *st, const wds_reader *r, int final)
+{
+	double t = now_seconds(), el = t - st->t0, rate = el > 0 ? (double)st->read / el : 0;
+	uint64_t done = wds_bytes_read(r);
+
+	if (!final && st->total_bytes && done > 0 && done < st->total_bytes) {
+		double eta = el * (double)(st->total_bytes - done) / (double)done;
+		fprintf(stderr, "\rcull-embed: %llu samples, %.0f img/s, ETA %d:%02d   ",
+		        (unsigned long long)st->read, rate, (int)(eta / 60), (int)eta % 60);
+	} else {
+		fprintf(stderr, "\rcull-embed: %llu samples, %.0f img/s   ",
+		        (unsigned long long)st->read, rate);
+	}
+	if (final)
+		fputc('\n', stderr);
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+	char arch[32], err[512];
+	int in_ch, i, k, cur = 0, dim, show, imagenet, broken = 0, code;
+	double width;
+	nn_model *m;
+	pool p = { 0 };
+	batch b[2];
+	wds_options wo = { 0 };
+	wds_reader *r;
+	rec_writer *w;
+	record rec;
+	stats st = { 0 };
+	float *emb;
+	size_t plane;
+	struct stat sb;
+
+	cull_init(argv[0]);
+	parse_options(&o, argc, argv);
+	infer_arch(o.model, o.arch, arch, sizeof arch, &in_ch, &width);
+	m = nn_create(arch, in_ch, width, 0, 0);
+	if (!m)
+		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
+	if (nn_load(m, o.model, NN_LOAD_IGNORE_EXTRA, err, sizeof err) != 0)
+		die(EXIT_DATA, "%s", err);
+	nn_set_threads(o.threads);
+	imagenet = strcmp(arch, "resnet18") == 0 || strcmp(arch, "resnet34") == 0 ||
+	           strcmp(arch, "resnet50") == 0;
+	if (o.resize < 0)
+		o.resize = imagenet ? 256 : 0;
+	if (o.crop < 0)
+		o.crop = imagenet ? 224 : 0;
+	if (!o.have_mean) {
+		const float im[3] = { 0.485f, 0.456f, 0.406f };
+		memcpy(o.mean, im, sizeof im);
+		if (in_ch == 1)
+			o.mean[0] = 0.449f;
+	}
+	if (!o.have_std) {
+		const float is[3] = { 0.229f, 0.224f, 0.225f };
+		memcpy(o.std, is, sizeof is);
+		if (in_ch == 1)
+			o.std[0] = 0.226f;
+	}
+	dim = m->feat_dim;
+	emb = xmalloc((size_t)dim * sizeof *emb);
+
+	wo.max_member = o.max_member;
+	wo.check_keys = 1;
+	wo.defer_errors = 1;      /* a broken stream ends the input; what came before is written */
+	r = wds_open((const char *const *)argv + optind, (size_t)(argc - optind), &wo);
+	for (i = optind; i < argc; i++)
+		if (strcmp(argv[i], "-") && stat(argv[i], &sb) == 0)
+			st.total_bytes += (uint64_t)sb.st_size;
+	w = rec_writer_open("-");
+	rec_init(&rec);
+	show = !o.quiet && stderr_is_tty();
+	st.t0 = st.last = now_seconds();
+
+	p.o = &o;
+	p.channels = in_ch;
+	p.h = p.w = o.crop;     /* 0 until the first image fixes it when there is no crop */
+	memset(b, 0, sizeof b);
+	for (k = 0; k < 2; k++)
+		b[k].slots = xcalloc((size_t)o.batch, sizeof *b[k].slots);
+
+	/* read and decode the first batch; without --crop its first good image fixes the size */
+	for (;;) {
+		batch *cb = &b[cur], *nb = &b[1 - cur];
+		int n_ok;
+
+		/* fill the current batch if it is empty (first round only) */
+		if (cb->n == 0) {
+			if (read_batch(r, cb, o.batch, &broken) == 0)
+				break;
+			if (!p.h) {
+				for (i = 0; i < cb->n && !p.h; i++) {
+					image img = { 0 };
+					image_opts io = { .channels = in_ch, .max_pixels = o.max_pixels,
+					                  .strict = 1 };
+					const wds_member *mm = wds_find(&cb->slots[i].s, o.image_field);
+					io.min_size = o.exact ? 0 : o.resize;
+					if (mm && mm->size && image_decode(&img, mm->data, mm->size, &io,
+					                                   NULL, 0) == 0) {
+						preprocess_size(img.width, img.height, o.resize, 0, &p.w, &p.h);
+						image_free(&img);
+					}
+				}
+				if (!p.h)
+					p.h = p.w = 1;   /* nothing decodes: every sample is skipped */
+			}
+			plane = (size_t)in_ch * (size_t)p.h * (size_t)p.w;
+			for (k = 0; k < 2; k++)
+				if (!b[k].x)
+					b[k].x = xmalloc((size_t)o.batch * plane * sizeof(float));
+			nn_setup(m, o.batch, p.h, p.w, 0);
+			if (!p.tid)
+				pool_start(&p, o.threads);
+			pool_submit(&p, cb);
+			pool_wait(&p);
+		}
+		plane = (size_t)in_ch * (size_t)p.h * (size_t)p.w;
+
+		/* read the next batch and decode it in the pool while this one runs forward */
+		read_batch(r, nb, o.batch, &broken);
+		if (nb->n)
+			pool_submit(&p, nb);
+
+		/* pack the good images densely and run the encoder */
+		n_ok = 0;
+		for (i = 0; i < cb->n; i++) {
+			if (cb->slots[i].status != SK_OK)
+				continue;
+			if (n_ok != i)
+				memcpy(cb->x + (size_t)n_ok * plane, cb->x + (size_t)i * plane,
+				       plane * sizeof(float));
+			n_ok++;
+		}
+		double tf = now_seconds();
+		const float *out = n_ok ? nn_forward(m, cb->x, n_ok, 0) : NULL;
+		st.forward += now_seconds() - tf;
+
+		/* write the records in input order */
+		for (i = 0, k = 0; i < cb->n; i++) {
+			slot *sl = &cb->slots[i];
+			const wds_member *cls;
+			int64_t cv;
+			st.read++;
+			if (sl->status != SK_OK) {
+				st.skipped[sl->status]++;
+				warn("%s: %s: skipped: %s", sl->s.source, sl->s.key, sl->err);
+				if (o.strict) {
+					rec_writer_close(w);
+					die(EXIT_SKIP, "--strict: stopping at the first skipped sample");
+				}
+				continue;
+			}
+			memcpy(emb, out + (size_t)k * (size_t)dim, (size_t)dim * sizeof *emb);
+			k++;
+			if (o.normalize) {
+				double ss = 0;
+				int j;
+				for (j = 0; j < dim; j++)
+					ss += (double)emb[j] * emb[j];
+				ss = ss > 0 ? 1.0 / sqrt(ss) : 0;
+				for (j = 0; j < dim; j++)
+					emb[j] = (float)(emb[j] * ss);
+			}
+			rec_clear(&rec);
+			rec_set_str(&rec, "key", sl->s.key);
+			cls = wds_find(&sl->s, "cls");
+			if (cls) {
+				if (parse_cls(cls, &cv))
+					rec_set_int(&rec, "cls", cv);
+				else
+					warn("%s: %s: .cls is not a decimal integer; cls left out",
+					     sl->s.source, sl->s.key);
+			}
+			rec_set_floats(&rec, "emb", emb, (size_t)dim);
+			if (*o.carry)
+				carry_fields(&rec, &sl->s, o.carry);
+			rec_write(w, &rec);
+			st.embedded++;
+		}
+		if (show && now_seconds() - st.last > 0.5) {
+			progress(&st, r, 0);
+			st.last = now_seconds();
+		}
+		if (nb->n)
+			pool_wait(&p);
+		cur = 1 - cur;
+		if (b[cur].n == 0)
+			break;
+	}
+	rec_writer_close(w);
+	if (show)
+		progress(&st, r, 1);
+	if (broken) {
+		const char *msg = wds_error(r, &code);
+		die(code, "%s (after %llu samples, whose records were written)", msg,
+		    (unsigned long long)st.read);
+	}
+	if (!o.quiet) {
+		uint64_t sk = 0;
+		char why[512] = "";
+		size_t len = 0;
+		double el = now_seconds() - st.t0;
+		for (i = 1; i < SK_N; i++) {
+			if (!st.skipped[i])
+				continue;
+			sk += st.skipped[i];
+			len += (size_t)snprintf(why + len, len < sizeof why ? sizeof why - len : 0,
+			                        "%s%llu %s", len ? ", " : "",
+			                        (unsigned long long)st.skipped[i], skip_name[i]);
+		}
+		note("embedded %llu of %llu samples with %s (%d-d) in %.1f s, %.0f img/s, "
+		     "%.0f%% of it in the encoder; skipped %llu%s%s%s", (unsigned long long)st.embedded,
+		     (unsigned long long)st.read, arch, dim, el, el > 0 ? (double)st.read / el : 0.0,
+		     el > 0 ? 100.0 * st.forward / el : 0.0,
+		     (unsigned long long)sk, sk ? " (" : "", why, sk ? ")" : "");
+	}
+	if (p.tid)
+		pool_stop(&p);
+	for (k = 0; k < 2; k++) {
+		for (i = 0; i < o.batch; i++) {
+			wds_sample_free(&b[k].slots[i].s);
+			free(b[k].slots[i].scratch);
+		}
+		free(b[k].slots);
+		free(b[k].x);
+	}
+	wds_close(r);
+	rec_free(&rec);
+	free(emb);
+	nn_free(m);
+	return 0;
+}
