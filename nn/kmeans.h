@@ -1,0 +1,77 @@
+/* Spherical k-means (cosine geometry): k-means++ init, Lloyd with sgemm, centroid files. */
+#ifndef CULL_KMEANS_H
+#define CULL_KMEANS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Vectors are rows of a row-major float matrix x[n, d], normalised to unit length
+ * (kmeans_normalize). Centroids c[k, d] are unit vectors too. A point belongs to the
+ * centroid with the largest dot product (ties: the lowest index). The objective is the
+ * mean cosine distance of the points to their centroids, mean(1 - max_j x.c_j), which
+ * Lloyd's iterations never increase.
+ *
+ * Threads: the work is split over kmeans_threads() in fixed blocks of rows, each block
+ * calling cblas_sgemm single-threaded, and partial sums are added in block order, so the
+ * results depend on the seed only, not on the thread count.
+ */
+typedef struct {
+	int k;
+	int iters;             /* maximum number of centroid updates */
+	double tol;            /* stop when the objective improves by less than tol (relative) */
+	uint64_t seed;
+	size_t init_sample;    /* k-means++ runs on this many points (0: max(4096, 8k)) */
+	int verbose;           /* objective per iteration on stderr */
+} kmeans_opts;
+
+typedef struct {
+	int iters;             /* centroid updates done */
+	int reseeded;          /* empty clusters re-seeded, all iterations */
+	double objective;      /* final objective (after the last update) */
+	double *history;       /* objective before each update and the final one: iters + 1 values (malloc'd) */
+} kmeans_result;
+
+/* Threads for k-means (0: default_threads()); sets OpenBLAS to one thread per caller. */
+void kmeans_set_threads(int threads);
+int kmeans_threads(void);
+
+/* Scale every row of x[n, d] to unit length; returns the number of zero rows (left zero). */
+size_t kmeans_normalize(float *x, size_t n, int d);
+
+/* Fit: c[k, d] out, x[n, d] unit rows in, k <= n. assign[n] and sim[n] (may be NULL) get
+ * the final assignment and the similarity to it. res may be NULL. */
+void kmeans_fit(float *c, int32_t *assign, float *sim, kmeans_result *res, const float *x,
+                size_t n, int d, const kmeans_opts *o);
+
+/* Assignment: assign[n] = argmax_j x_i.c_j, sim[n] = that dot product; returns the sum of
+ * (1 - sim). The same blocks and arithmetic as the fitting loop. */
+double kmeans_assign(int32_t *assign, float *sim, const float *x, size_t n, int d,
+                     const float *c, int k);
+
+/* Mean cosine distance from each centroid to its `m` nearest other centroids: sep[k]. */
+void kmeans_separation(float *sep, const float *c, int k, int d, int m);
+
+/*
+ * Centroid files are safetensors: an 8-byte little-endian header length, a JSON header
+ * naming the tensors, then the raw little-endian data. Tensors: "centroids" F32 [k, d];
+ * optionally "class_means" F32 [m, d] (unit rows) and "classes" I64 [m] (their labels).
+ * Metadata: "format": "cull-kmeans".
+ */
+typedef struct {
+	int k, d;
+	float *c;              /* [k, d] */
+	size_t nclasses;
+	int64_t *classes;      /* [nclasses] */
+	float *class_means;    /* [nclasses, d] */
+} kmeans_file;
+
+void kmeans_save(const char *path, const kmeans_file *f);
+/* Dies with EXIT_DATA naming the file when it is not a valid centroid file. */
+void kmeans_load(kmeans_file *f, const char *path);
+void kmeans_file_free(kmeans_file *f);
+
+/* A small seeded generator (splitmix64) shared by k-means and the programs. */
+uint64_t kmeans_rand(uint64_t *state);
+
+#endif
