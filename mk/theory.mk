@@ -1,0 +1,29 @@
+# bench/theory: the perceptron teacher-student simulation of data pruning (issue 7).
+# `make theory` builds cull-theory, runs the default grid and writes docs/theory.tsv and
+# docs/theory-*.png; THEORY_ARGS passes options (e.g. THEORY_ARGS='--reps 5 --alphas 0.5:10:8').
+THEORY_SRC  = bench/theory/theory.c bench/theory/frontier.c bench/theory/maxmargin.c
+THEORY_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(THEORY_SRC))
+THEORY_ARGS ?=
+THEORY_THREADS ?= 2
+
+$(THEORY_OBJ): CFLAGS += -Ibench/theory
+$(THEORY_OBJ): $(wildcard bench/theory/*.h)
+
+$(BIN)/cull-theory: $(THEORY_OBJ) $(BUILD)/formats/io.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(THEORY_OBJ) $(BUILD)/formats/io.o $(LDLIBS)
+
+# the unit test links the solver it checks
+$(BUILD)/tests/unit/test_theory.o: CFLAGS += -Ibench/theory
+$(BUILD)/tests/unit/test_theory.o: $(wildcard bench/theory/*.h)
+$(BIN)/test_theory: $(BUILD)/tests/unit/test_theory.o $(BUILD)/bench/theory/maxmargin.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(LDLIBS)
+
+all: $(BIN)/cull-theory
+EXTRA_PROGS += $(BIN)/cull-theory
+
+theory: $(BIN)/cull-theory
+	CULL_BIN=$(abspath $(BIN)) bench/theory/run --threads $(THEORY_THREADS) $(THEORY_ARGS)
+
+.PHONY: theory
