@@ -1,0 +1,75 @@
+/* cull-train's training loop: one epoch of SGD steps over the cached, augmented data. */
+#include "train.h"
+#include "io.h"
+
+#include <stdio.h>
+#include <string.h>
+
+long steps_per_epoch(size_t n, int batch)
+{
+	return (long)(n / (size_t)batch) + (n % (size_t)batch >= 2);
+}
+
+static void progress_bar(const trainer *tr, const train_state *t, double t0, long step0)
+{
+	double el = now_seconds() - t0;
+	long done = t->step - step0;
+	double rate = el > 0 ? (double)done * tr->batch / el : 0;
+	int fill = (int)(30 * t->step / (tr->steps_per_epoch ? tr->steps_per_epoch : 1));
+	char bar[31];
+
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', (size_t)(30 - fill));
+	bar[30] = '\0';
+	fprintf(stderr, "\rcull-train: epoch %ld/%ld [%s] loss %.4f acc %.4f %.0f img/s   ",
+	        t->epoch + 1, tr->epochs, bar, t->seen ? t->loss_sum / (double)t->seen : 0.0,
+	        t->seen ? (double)t->correct / (double)t->seen : 0.0, rate);
+}
+
+int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
+                volatile int *stop)
+{
+	const dataset *d = tr->train;
+	nn_model *m = tr->m;
+	int k = m->num_classes;
+	double t0 = now_seconds(), last = t0;
+	long step0 = t->step;
+
+	epoch_order(tr->order, d->n, seed, t->epoch);
+	while (t->step < tr->steps_per_epoch) {
+		size_t at = (size_t)t->step * (size_t)tr->batch;
+		int n = d->n - at < (size_t)tr->batch ? (int)(d->n - at) : tr->batch;
+		const size_t *idx = tr->order + at;
+		float lr = (float)schedule_lr(&tr->sched, t->global_step);
+
+		if (*stop)
+			return 0;
+		make_batch(tr->x, tr->labels, d, idx, n, tr->aug, 1, seed, t->epoch);
+		nn_zero_grad(m);
+		const float *z = nn_forward(m, tr->x, n, 1);
+		double loss = nn_xent(m, tr->labels, n, tr->smoothing, tr->losses);
+		for (int i = 0; i < n; i++) {
+			const float *zi = z + (size_t)i * (size_t)k;
+			int best = 0;
+			for (int j = 1; j < k; j++)
+				if (zi[j] > zi[best])
+					best = j;
+			t->correct += best == tr->labels[i];
+		}
+		if (s)
+			stats_presented(s, idx, tr->labels, z, n, k);
+		nn_backward(m, n);
+		nn_sgd_step(m, &tr->sgd, lr);
+		t->loss_sum += loss * n;
+		t->seen += n;
+		t->step++;
+		t->global_step++;
+		if (tr->progress && now_seconds() - last > 0.25) {
+			progress_bar(tr, t, t0, step0);
+			last = now_seconds();
+		}
+	}
+	if (tr->progress)
+		fprintf(stderr, "\r%100s\r", "");
+	return 1;
+}

@@ -1,0 +1,175 @@
+/* cull-train's shared types: the image cache, the options, the per-sample statistics. */
+#ifndef CULL_TRAIN_H
+#define CULL_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resnet.h"
+
+/* ---- data cache (data.c) ---- */
+
+/* Decoded images kept as uint8 HWC (as image_decode gives them), all of one size. */
+typedef struct {
+	unsigned char *pix;      /* n * h * w * c bytes */
+	int *label;
+	char **key;
+	size_t n, cap;
+	int h, w, c;
+	uint64_t skipped;        /* samples warned about and left out */
+	uint64_t read;           /* samples read */
+} dataset;
+
+typedef struct {
+	int channels;            /* 0: from the first image (gray stays 1) */
+	int size;                /* > 0: resize every image to size x size */
+	int classes;             /* > 0: labels must be below it */
+	int threads;
+	int quiet;
+	const char *what;        /* "training" or "validation", for messages */
+} load_opts;
+
+/* Read shards (npaths 0: standard input) into d; h/w/c of d, when already set, fix the size. */
+void data_load(dataset *d, const char *const *paths, size_t npaths, const load_opts *o);
+void data_free(dataset *d);
+size_t data_bytes(const dataset *d);
+/* A fingerprint of the keys, labels and pixels, for checking that a resume sees the same data. */
+uint64_t data_fingerprint(const dataset *d);
+static inline const unsigned char *data_image(const dataset *d, size_t i)
+{
+	return d->pix + i * (size_t)d->h * (size_t)d->w * (size_t)d->c;
+}
+
+/* ---- randomness and augmentation (augment.c) ---- */
+
+/* A counter-based generator: every random choice is a pure function of its inputs. */
+uint64_t mix64(uint64_t x);
+uint64_t hash3(uint64_t a, uint64_t b, uint64_t c);
+/* The order of the n training samples in an epoch (a permutation of 0..n-1). */
+void epoch_order(size_t *order, size_t n, uint64_t seed, long epoch);
+
+typedef struct {
+	int pad;                 /* random crop: pad by this much, crop back to size (0 = none) */
+	int flip;                /* random horizontal flip */
+	float mean[3], std[3];
+} augment;
+
+/* Build x[n, c, h, w] from the samples idx[0..n): augmented (train != 0) with randomness
+ * from (seed, epoch, sample index), or plain (train == 0). Uses the nn threads. */
+void make_batch(float *x, int *labels, const dataset *d, const size_t *idx, int n,
+                const augment *a, int train, uint64_t seed, long epoch);
+
+/* ---- learning-rate schedules (schedule.c) ---- */
+
+enum { SCHED_CONST, SCHED_STEP, SCHED_MULTISTEP, SCHED_COSINE, SCHED_ONECYCLE };
+typedef struct {
+	int kind;
+	double lr, min_lr, gamma;
+	double warmup;           /* epochs of linear warmup (fractional allowed) */
+	double step_size;        /* SCHED_STEP: epochs between decays */
+	double milestones[16];   /* SCHED_MULTISTEP: epochs */
+	int nmilestones;
+	double pct_start, div_factor, final_div;   /* SCHED_ONECYCLE, as torch's OneCycleLR */
+	long steps_per_epoch, total_steps;
+} schedule;
+
+/* Parse "cosine", "step", "multistep:30,60", "onecycle", "const"; dies on a bad name. */
+void schedule_parse(schedule *s, const char *spec);
+double schedule_lr(const schedule *s, long step);
+const char *schedule_name(const schedule *s, char *buf, size_t len);
+
+/* ---- training-dynamics statistics and score records (scores.c) ---- */
+
+typedef struct {
+	size_t n;
+	/* over training presentations */
+	int32_t *last_correct;   /* -1 never presented, 0 wrong, 1 right at the last one */
+	int32_t *forgets;        /* correct -> incorrect transitions */
+	int32_t *ever_correct;
+	int32_t *presented;
+	double *margin_sum;      /* logit margin summed over presentations (AUM) */
+	/* at the score epoch, summed over the score runs */
+	double *el2n, *grand;
+	int32_t score_runs_done;
+	/* at the end of training */
+	float *loss, *margin;
+	int32_t *pred;
+} sample_stats;
+
+void stats_init(sample_stats *s, size_t n);
+void stats_free(sample_stats *s);
+/* Record one training presentation of samples idx[0..n) with their logits [n, k]. */
+void stats_presented(sample_stats *s, const size_t *idx, const int *labels, const float *logits,
+                     int n, int k);
+/* The logit margin: logit of the label minus the largest other logit. */
+float logit_margin(const float *logits, int k, int label);
+
+/* Eval-mode pass over d (no augmentation); for every sample calls back with its logits,
+ * probabilities, pooled features and loss. */
+typedef void (*eval_fn)(void *ctx, size_t i, const float *logits, const float *probs,
+                        const float *feat, int label, float loss);
+/* Returns accuracy; mean loss into *loss if not NULL. */
+double eval_pass(nn_model *m, const dataset *d, const augment *a, int batch, float *x,
+                 int *labels, eval_fn fn, void *ctx, double *loss);
+/* Add EL2N and GraNd of model m on every training sample to s (one score run). */
+void stats_score_epoch(sample_stats *s, nn_model *m, const dataset *d, const augment *a,
+                       int batch, float *x, int *labels);
+/* Final loss, margin and prediction of every training sample. */
+void stats_final(sample_stats *s, nn_model *m, const dataset *d, const augment *a, int batch,
+                 float *x, int *labels);
+/* Write one record per training sample to path. */
+void stats_write(const sample_stats *s, const dataset *d, long epochs, const char *path);
+
+/* ---- checkpoints (checkpoint.c) ---- */
+
+/* Everything a resume needs, besides the model state itself. */
+typedef struct {
+	long epoch;              /* epochs completed */
+	long step;               /* steps done inside the current epoch (0 at an epoch end) */
+	long global_step;
+	double loss_sum, elapsed;
+	int64_t correct, seen;
+	uint64_t data_fp;
+	char *config;            /* options that must not change across a resume */
+	char *log;               /* the JSON Lines written so far */
+	size_t log_len;
+	int64_t threads;
+} train_state;
+
+/* Write the model (safetensors, torchvision names) atomically: temp file, fsync, rename. */
+void save_model_atomic(const nn_model *m, const char *path);
+/* Write model + optimizer + statistics + state to path atomically. */
+void save_state(const char *path, const nn_model *m, const sample_stats *s,
+                const train_state *t);
+/* Load a state written by save_state into m, s and t (s sized for the data). Returns 0,
+ * 1 when the file does not exist; dies on a bad file. */
+int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t);
+
+/* ---- the training loop (loop.c) ---- */
+
+typedef struct {
+	nn_model *m;
+	const dataset *train;
+	const augment *aug;
+	nn_sgd sgd;
+	schedule sched;
+	float smoothing;
+	int batch;
+	long steps_per_epoch;
+	float *x;                /* [batch, c, h, w] */
+	int *labels;
+	float *losses;
+	size_t *order;           /* this epoch's order of the training samples */
+	int progress;            /* progress bar on standard error */
+	long epochs;
+} trainer;
+
+/* Steps per epoch: the last partial batch is dropped only when it would hold one sample
+ * (batch norm needs two). */
+long steps_per_epoch(size_t n, int batch);
+/* Run steps t->step .. end of epoch t->epoch with data seed `seed`, updating t's counters
+ * and s (if not NULL). Returns 1 when the epoch finished, 0 when *stop was set first. */
+int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
+                volatile int *stop);
+
+#endif
