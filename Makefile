@@ -85,10 +85,11 @@ check: all
 lint-man:
 	mandoc -T lint -W warning $(MAN1) $(MAN5) $(MAN7)
 
-install: $(PROGS)
+# EXTRA_PROGS: programs built by mk/*.mk (expanded when the recipe runs).
+install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
-	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(PROGS) $(EXTRA_PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 $(MAN7) $(DESTDIR)$(PREFIX)/share/man/man7/
