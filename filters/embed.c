@@ -204,55 +204,22 @@ static void pool_stop(pool *p)
 
 /* ---- model ---- */
 
-static int count_blocks(const st_file *f, int layer)
-{
-	char name[64];
-	int n = 0;
-
-	for (;; n++) {
-		snprintf(name, sizeof name, "layer%d.%d.conv1.weight", layer, n);
-		if (!st_find(f, name))
-			return n;
-	}
-}
-
-/* The architecture, input channels and width of a torchvision-named state dict. */
+/* The architecture, input channels and width of a torchvision-named state dict
+ * (--arch, when given, names the architecture; channels and width still come from conv1). */
 static void infer_arch(const char *path, const char *want, char *arch, size_t archlen,
                        int *in_ch, double *width)
 {
 	st_file f;
 	char err[512];
-	const st_entry *c1;
-	int n3, bottleneck, cifar_stem, stages4;
 
 	if (st_load(&f, path, err, sizeof err) != 0)
 		die(EXIT_DATA, "%s", err);
-	c1 = st_find(&f, "conv1.weight");
-	if (!c1 || c1->ndim != 4)
-		die(EXIT_DATA, "%s: no 4-d tensor 'conv1.weight': not a torchvision ResNet state dict",
-		    path);
-	*in_ch = (int)c1->shape[1];
-	cifar_stem = c1->shape[2] == 3;
-	bottleneck = st_find(&f, "layer1.0.conv3.weight") != NULL;
-	stages4 = st_find(&f, "layer4.0.conv1.weight") != NULL;
-	n3 = count_blocks(&f, 3);
-	if (want) {
+	/* with --arch the shapes need not fit a known model: conv1 still gives the rest */
+	if (nn_infer_arch(&f, arch, archlen, in_ch, width, err, sizeof err) != 0 &&
+	    (!want || !*in_ch))
+		die(*in_ch ? EXIT_USAGE : EXIT_DATA, "%s: %s", path, err);
+	if (want)
 		snprintf(arch, archlen, "%s", want);
-	} else if (!stages4 && (n3 == 3 || n3 == 5 || n3 == 9)) {
-		snprintf(arch, archlen, "resnet%d", 6 * n3 + 2);
-	} else if (stages4 && bottleneck && n3 == 6 && !cifar_stem) {
-		snprintf(arch, archlen, "resnet50");
-	} else if (stages4 && !bottleneck && n3 == 2) {
-		snprintf(arch, archlen, cifar_stem ? "resnet18-cifar" : "resnet18");
-	} else if (stages4 && !bottleneck && n3 == 6 && !cifar_stem) {
-		snprintf(arch, archlen, "resnet34");
-	} else {
-		die(EXIT_USAGE, "%s: cannot infer the architecture from its tensors; give --arch",
-		    path);
-	}
-	*width = (double)c1->shape[0] / (strncmp(arch, "resnet18", 8) == 0 ||
-	                                 strcmp(arch, "resnet34") == 0 ||
-	                                 strcmp(arch, "resnet50") == 0 ? 64.0 : 16.0);
 	st_free(&f);
 }
 
@@ -275,26 +242,6 @@ static int utf8_text(const unsigned char *p, size_t n)
 			if (i >= n || (p[i] & 0xc0) != 0x80)
 				return 0;
 	}
-	return 1;
-}
-
-/* Parse a .cls member: ASCII decimal, surrounding white space allowed. */
-static int parse_cls(const wds_member *m, int64_t *v)
-{
-	char buf[32], *end;
-	size_t n = m->size < sizeof buf - 1 ? m->size : sizeof buf - 1;
-	long long x;
-
-	if (m->size == 0 || m->size >= sizeof buf)
-		return 0;
-	memcpy(buf, m->data, n);
-	buf[n] = '\0';
-	x = strtoll(buf, &end, 10);
-	while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
-		end++;
-	if (end == buf || *end)
-		return 0;
-	*v = x;
 	return 1;
 }
 
@@ -331,23 +278,6 @@ static void carry_fields(record *r, const wds_sample *s, const char *list)
 }
 
 /* ---- options ---- */
-
-static void parse_floats3(const char *opt, const char *s, float *v)
-{
-	char *copy = xstrdup(s), *tok, *save = NULL;
-	int n = 0;
-
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (n == 3)
-			die(EXIT_USAGE, "%s: at most 3 values, got '%s'", opt, s);
-		v[n++] = (float)parse_double(opt, tok, -1e6, 1e6);
-	}
-	if (n == 1)
-		v[1] = v[2] = v[0];
-	else if (n != 3)
-		die(EXIT_USAGE, "%s: expected 1 or 3 comma-separated numbers, got '%s'", opt, s);
-	free(copy);
-}
 
 static void parse_options(options *o, int argc, char **argv)
 {
@@ -609,7 +539,7 @@ int main(int argc, char **argv)
 			rec_set_str(&rec, "key", sl->s.key);
 			cls = wds_find(&sl->s, "cls");
 			if (cls) {
-				if (parse_cls(cls, &cv))
+				if (wds_parse_cls(cls, &cv))
 					rec_set_int(&rec, "cls", cv);
 				else
 					warn("%s: %s: .cls is not a decimal integer; cls left out",

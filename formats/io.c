@@ -213,6 +213,23 @@ double parse_double(const char *opt, const char *s, double lo, double hi)
 	return v;
 }
 
+void parse_floats3(const char *opt, const char *s, float *v)
+{
+	char *copy = xstrdup(s), *tok, *save = NULL;
+	int n = 0;
+
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == 3)
+			die(EXIT_USAGE, "%s: at most 3 values, got '%s'", opt, s);
+		v[n++] = (float)parse_double(opt, tok, -1e6, 1e6);
+	}
+	if (n == 1)
+		v[1] = v[2] = v[0];
+	else if (n != 3)
+		die(EXIT_USAGE, "%s: expected 1 or 3 comma-separated numbers, got '%s'", opt, s);
+	free(copy);
+}
+
 uint64_t parse_size(const char *opt, const char *s)
 {
 	char *end;

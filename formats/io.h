@@ -58,6 +58,8 @@ unsigned char *read_file(const char *path, size_t *len);
 /* Parse helpers for option values: die with EXIT_USAGE naming the option. */
 long long parse_int(const char *opt, const char *s, long long lo, long long hi);
 double parse_double(const char *opt, const char *s, double lo, double hi);
+/* Parse "m" or "m,m,m" (e.g. --mean, --std) into three floats; one value fills all. */
+void parse_floats3(const char *opt, const char *s, float *v);
 /* Parse a size with optional k/M/G suffix (powers of 1024). */
 uint64_t parse_size(const char *opt, const char *s);
 

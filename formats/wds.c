@@ -788,6 +788,24 @@ const wds_member *wds_find(const wds_sample *s, const char *fields)
 	return NULL;
 }
 
+int wds_parse_cls(const wds_member *m, int64_t *v)
+{
+	char buf[32], *end;
+	long long x;
+
+	if (m->size == 0 || m->size >= sizeof buf)
+		return 0;
+	memcpy(buf, m->data, m->size);
+	buf[m->size] = '\0';
+	x = strtoll(buf, &end, 10);
+	while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
+		end++;
+	if (end == buf || *end)
+		return 0;
+	*v = x;
+	return 1;
+}
+
 uint64_t wds_samples_read(const wds_reader *r)
 {
 	return r->nsamples;

@@ -54,6 +54,9 @@ const char *wds_error(const wds_reader *r, int *code);
 /* The member of s whose field equals one of the comma-separated names (case-insensitive
  * on the list), or NULL. Example: wds_find(s, "jpg,jpeg,png"). */
 const wds_member *wds_find(const wds_sample *s, const char *fields);
+/* The class index in a .cls member: ASCII decimal, surrounding white space allowed.
+ * Returns 1 and *v, or 0 when the bytes are not such a number. */
+int wds_parse_cls(const wds_member *m, int64_t *v);
 /* Counters for summaries. */
 uint64_t wds_samples_read(const wds_reader *r);
 uint64_t wds_bytes_read(const wds_reader *r);   /* compressed bytes consumed */

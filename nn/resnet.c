@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { OP_CONV, OP_BN, OP_RELU, OP_MAXPOOL, OP_AVGPOOL, OP_FC, OP_ADD };
@@ -731,4 +732,48 @@ double nn_forward_macs(const nn_model *m, int h, int w)
 	memcpy(mm->acts, save, sizeof(nn_act) * m->nacts);
 	free(save);
 	return macs;
+}
+
+static int count_blocks(const st_file *f, int layer)
+{
+	char name[64];
+	int n = 0;
+
+	for (;; n++) {
+		snprintf(name, sizeof name, "layer%d.%d.conv1.weight", layer, n);
+		if (!st_find(f, name))
+			return n;
+	}
+}
+
+int nn_infer_arch(const st_file *f, char *arch, size_t archlen, int *in_ch, double *width,
+                  char *err, size_t errlen)
+{
+	const st_entry *c1 = st_find(f, "conv1.weight");
+	int n3, bottleneck, cifar_stem, stages4;
+
+	*in_ch = 0;
+	if (!c1 || c1->ndim != 4) {
+		snprintf(err, errlen, "no 4-d tensor 'conv1.weight': not a torchvision ResNet state dict");
+		return -1;
+	}
+	cifar_stem = c1->shape[2] == 3;
+	bottleneck = st_find(f, "layer1.0.conv3.weight") != NULL;
+	stages4 = st_find(f, "layer4.0.conv1.weight") != NULL;
+	*in_ch = (int)c1->shape[1];
+	*width = (double)c1->shape[0] / (stages4 ? 64.0 : 16.0);
+	n3 = count_blocks(f, 3);
+	if (!stages4 && (n3 == 3 || n3 == 5 || n3 == 9))
+		snprintf(arch, archlen, "resnet%d", 6 * n3 + 2);
+	else if (stages4 && bottleneck && n3 == 6 && !cifar_stem)
+		snprintf(arch, archlen, "resnet50");
+	else if (stages4 && !bottleneck && n3 == 2)
+		snprintf(arch, archlen, cifar_stem ? "resnet18-cifar" : "resnet18");
+	else if (stages4 && !bottleneck && n3 == 6 && !cifar_stem)
+		snprintf(arch, archlen, "resnet34");
+	else {
+		snprintf(err, errlen, "cannot infer the architecture from its tensors; give --arch");
+		return -1;
+	}
+	return 0;
 }

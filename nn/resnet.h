@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "layers.h"
+#include "safetensors.h"
 
 /* One entry of the state dict, in torchvision's state_dict() order. */
 enum { NN_PARAM, NN_BUFFER, NN_COUNTER };
@@ -135,6 +136,14 @@ int nn_load_optim(nn_model *m, const char *path, char *err, size_t errlen);
 /* Find a state-dict entry by name, or NULL; its data is nn_tensor_data(). */
 const nn_tensor *nn_find(const nn_model *m, const char *name);
 float *nn_tensor_data(const nn_model *m, const nn_tensor *t);
+
+/* The architecture of a torchvision-named ResNet state dict from its tensor shapes:
+ * name (resnet18/34/50, resnet18-cifar, resnet20/32/56), input channels and width
+ * multiplier (conv1's output channels over 64, or 16 for the CIFAR ResNets). Returns 0,
+ * or -1 with a message in err when conv1.weight is missing (*in_ch is then 0) or the
+ * shapes fit no model (in_ch and width are still set from conv1). */
+int nn_infer_arch(const st_file *f, char *arch, size_t archlen, int *in_ch,
+                  double *width, char *err, size_t errlen);
 
 /* Multiply-adds per image of a forward pass at h x w (for GFLOP/s figures). */
 double nn_forward_macs(const nn_model *m, int h, int w);

@@ -44,25 +44,6 @@ static void skip(dataset *d, const char *what, const char *fmt, ...)
 	d->skipped++;
 }
 
-/* Parse a .cls member: ASCII decimal, surrounding white space allowed. */
-static int parse_cls(const wds_member *m, int64_t *v)
-{
-	char buf[32], *end;
-	long long x;
-
-	if (m->size == 0 || m->size >= sizeof buf)
-		return 0;
-	memcpy(buf, m->data, m->size);
-	buf[m->size] = '\0';
-	x = strtoll(buf, &end, 10);
-	while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
-		end++;
-	if (end == buf || *end)
-		return 0;
-	*v = x;
-	return 1;
-}
-
 static void decode_one(void *ctx, int i, int tid)
 {
 	chunk *c = ctx;
@@ -82,7 +63,7 @@ static void decode_one(void *ctx, int i, int tid)
 		snprintf(sl->err, sizeof sl->err, "no .cls member");
 		return;
 	}
-	if (!parse_cls(cm, &sl->cls) || sl->cls < 0 || sl->cls > 1000000) {
+	if (!wds_parse_cls(cm, &sl->cls) || sl->cls < 0 || sl->cls > 1000000) {
 		snprintf(sl->err, sizeof sl->err, ".cls is not a class index");
 		return;
 	}

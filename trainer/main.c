@@ -84,23 +84,6 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
-static void parse_floats3(const char *opt, const char *s, float *v)
-{
-	char *copy = xstrdup(s), *tok, *save = NULL;
-	int n = 0;
-
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (n == 3)
-			die(EXIT_USAGE, "%s: at most 3 values, got '%s'", opt, s);
-		v[n++] = (float)parse_double(opt, tok, -1e6, 1e6);
-	}
-	if (n == 1)
-		v[1] = v[2] = v[0];
-	else if (n != 3)
-		die(EXIT_USAGE, "%s: expected 1 or 3 comma-separated numbers, got '%s'", opt, s);
-	free(copy);
-}
-
 static void parse_options(options *o, int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_WIDTH, O_CLASSES, O_CHANNELS, O_SIZE, O_VAL, O_EVERY, O_PAD,
@@ -271,26 +254,12 @@ static int max_label(const dataset *d)
 
 /* ---- eval-only ---- */
 
-static int count_blocks(const st_file *f, int layer)
-{
-	char name[64];
-	int n = 0;
-
-	for (;; n++) {
-		snprintf(name, sizeof name, "layer%d.%d.conv1.weight", layer, n);
-		if (!st_find(f, name))
-			return n;
-	}
-}
-
-/* A model for a torchvision-named checkpoint: architecture, width, channels and classes
- * from its tensor shapes (--arch overrides the name). */
 static nn_model *model_from_file(const char *path, const char *want)
 {
 	st_file f;
 	char err[512], arch[32];
 	const st_entry *c1, *fc;
-	int n3, stages4, bottleneck, cifar;
+	int in_ch;
 	double width;
 	nn_model *m;
 
@@ -301,24 +270,11 @@ static nn_model *model_from_file(const char *path, const char *want)
 	if (!c1 || c1->ndim != 4 || !fc || fc->ndim != 2)
 		die(EXIT_DATA, "%s: no conv1.weight or fc.weight: not a torchvision ResNet classifier",
 		    path);
-	cifar = c1->shape[2] == 3;
-	stages4 = st_find(&f, "layer4.0.conv1.weight") != NULL;
-	bottleneck = st_find(&f, "layer1.0.conv3.weight") != NULL;
-	n3 = count_blocks(&f, 3);
+	if (nn_infer_arch(&f, arch, sizeof arch, &in_ch, &width, err, sizeof err) != 0 && !want)
+		die(EXIT_USAGE, "%s: %s", path, err);
 	if (want)
 		snprintf(arch, sizeof arch, "%s", want);
-	else if (!stages4 && (n3 == 3 || n3 == 5 || n3 == 9))
-		snprintf(arch, sizeof arch, "resnet%d", 6 * n3 + 2);
-	else if (stages4 && bottleneck && n3 == 6)
-		snprintf(arch, sizeof arch, "resnet50");
-	else if (stages4 && !bottleneck && n3 == 2)
-		snprintf(arch, sizeof arch, cifar ? "resnet18-cifar" : "resnet18");
-	else if (stages4 && !bottleneck && n3 == 6)
-		snprintf(arch, sizeof arch, "resnet34");
-	else
-		die(EXIT_USAGE, "%s: cannot infer the architecture; give --arch", path);
-	width = (double)c1->shape[0] / (stages4 ? 64.0 : 16.0);
-	m = nn_create(arch, (int)c1->shape[1], width, (int)fc->shape[0], 0);
+	m = nn_create(arch, in_ch, width, (int)fc->shape[0], 0);
 	st_free(&f);
 	if (!m)
 		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
