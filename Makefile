@@ -14,6 +14,13 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -pthread -march=x86-64-v2 -mtune=native
 CFLAGS  += -Iformats -Inn $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -pthread
+# oneDNN (Debian libdnnl-dev; no pkg-config file) runs the convolutions when its headers
+# are there; DNNL=0 builds the OpenBLAS-only reference path.
+DNNL ?= $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),1,0)
+ifeq ($(DNNL),1)
+CFLAGS  += -DCULL_DNNL -fopenmp
+LDLIBS  += -ldnnl -fopenmp
+endif
 # CI (which sets CI=true) treats warnings as errors.
 ifneq ($(WERROR)$(CI),)
 CFLAGS  += -Werror
@@ -48,13 +55,24 @@ all: $(PROGS) $(UNIT_TESTS) $(TEST_TOOLS) bin
 bin: $(PROGS)
 	@if [ -z "$(SAN)" ]; then ln -sfn $(BUILD)/bin bin; fi
 
-$(BUILD)/%.o: %.c $(wildcard formats/*.h nn/*.h trainer/*.h)
+# Objects depend on the flags they were built with (oneDNN found or not, SAN, WERROR), so
+# a change in them rebuilds everything instead of linking stale objects.
+FLAGS_FILE := $(BUILD)/flags
+FLAGS_NOW  := $(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
+ifneq ($(file <$(FLAGS_FILE)),$(FLAGS_NOW))
+$(shell mkdir -p $(BUILD) && printf '%s' '$(FLAGS_NOW)' >$(FLAGS_FILE))
+endif
+
+$(BUILD)/%.o: %.c $(wildcard formats/*.h nn/*.h trainer/*.h) $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(LIBFORMATS): $(patsubst %.c,$(BUILD)/%.o,$(FORMATS_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+# The numeric loops need -O3 for GCC to vectorize them.
+$(BUILD)/nn/%.o: CFLAGS += -O3
 
 $(LIBNN): $(patsubst %.c,$(BUILD)/%.o,$(NN_SRC))
 	@mkdir -p $(dir $@)

@@ -39,7 +39,7 @@ static const char usage[] =
 	"  --max-member SIZE  refuse tar members larger than SIZE (default 256M)\n"
 	"  --strict           exit with status 4 at the first sample that cannot be embedded\n"
 	"  -q, --quiet        no progress and no summary on standard error\n"
-	"  -h, --help         this help;  --version  the version\n";
+	"  -h, --help         this help;  --version  the version and the convolution backend\n";
 
 enum { SK_OK, SK_NOIMAGE, SK_EMPTY, SK_DECODE, SK_TOOBIG, SK_SIZE, SK_N };
 static const char *const skip_name[SK_N] = {
@@ -326,7 +326,7 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_STRICT: o->strict = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
-		case O_VERSION: printf("cull-embed %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); exit(0);
+		case O_VERSION: printf("cull-embed %s\nnn: %s\n", CULL_VERSION, nn_backend()); xfclose(stdout, "<stdout>"); exit(0);
 		default:
 			fprintf(stderr, "usage: cull-embed --model FILE [options] [SHARD...]; "
 			        "see cull-embed --help\n");

@@ -1,6 +1,8 @@
 /* ResNet layers, forward and backward: conv (im2col + sgemm), batchnorm, ReLU, pools, linear, loss. */
 #include "layers.h"
 #include "io.h"
+#include "onednn.h"
+#include "simd.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -55,6 +57,7 @@ static void im2col(float *col, size_t ld, const float *im, const conv_geom *g)
 }
 
 /* im[c, h, w] += col2im(col[c*kh*kw, oh*ow]); rows ld floats apart. */
+NN_CLONES
 static void col2im_add(float *im, const float *col, size_t ld, const conv_geom *g)
 {
 	for (int c = 0; c < g->c; c++)
@@ -130,6 +133,7 @@ static int group_size(const conv_job *j, int q)
 }
 
 /* y[x] = y[x] + b, and ReLU with NN_RELU, over count floats */
+NN_CLONES
 static void bias_relu(float *dst, const float *src, size_t count, float b, int relu)
 {
 	if (relu)
@@ -190,6 +194,9 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *bi
 {
 	conv_job j = { .out = out, .in = in, .w = w, .bias = bias, .g = g, .flags = flags };
 	int groups;
+
+	if (onednn_conv_forward(out, in, w, bias, g, flags))
+		return;
 
 	j.group = conv_group(g);
 	groups = (g->n + j.group - 1) / j.group;
@@ -266,6 +273,9 @@ void conv2d_backward(float *din, float *dw, float *dbias, const float *dout,
 	size_t wn = (size_t)g->oc * g->c * g->kh * g->kw, priv;
 	int t = nn_threads(), groups, used;
 
+	if (onednn_conv_backward(din, dw, dbias, dout, in, w, g, flags))
+		return;
+
 	j.group = conv_group(g);
 	groups = (g->n + j.group - 1) / j.group;
 	used = groups < t ? 1 : t;
@@ -313,6 +323,7 @@ void conv2d_naive_forward(float *out, const float *in, const float *w, const flo
 
 /* Sums of d = x - shift and d * d over n floats: 16 float lanes (so the compiler can
  * vectorize without reassociating), added into double per call. */
+NN_CLONES
 static void sum2(const float *x, size_t n, float shift, double *s, double *ss)
 {
 	float a[16] = { 0 }, b[16] = { 0 };
@@ -339,6 +350,7 @@ static void sum2(const float *x, size_t n, float shift, double *s, double *ss)
 }
 
 /* Sums of g and g * (x - m) where g = dy, masked by r > 0 when r is not NULL. */
+NN_CLONES
 static void sum_dy(const float *dy, const float *x, const float *r, size_t n, float m,
                    double *s, double *sx)
 {
@@ -373,6 +385,7 @@ typedef struct {
 } bn_job;
 
 /* y = x * a + b over one channel of every image, ReLU with NN_RELU */
+NN_CLONES
 static void bn_apply(bn_job *j, int ch, float a, float b)
 {
 	size_t hw = j->hw, cs = (size_t)j->c * hw;
@@ -450,6 +463,7 @@ void batchnorm_forward_eval(float *out, const float *in, const float *gamma, con
 	nn_parallel(c, bn_eval_channel, &j);
 }
 
+NN_CLONES
 static void bn_bwd_channel(void *ctx, int ch, int tid)
 {
 	bn_job *j = ctx;
@@ -524,6 +538,7 @@ typedef struct {
 	size_t count;
 } ew_job;
 
+NN_CLONES
 static void relu_chunk(void *ctx, int i, int tid)
 {
 	ew_job *j = ctx;
@@ -539,6 +554,7 @@ void relu_forward(float *out, const float *in, size_t count)
 	nn_parallel((int)((count + CHUNK - 1) / CHUNK), relu_chunk, &j);
 }
 
+NN_CLONES
 static void relu_bwd_chunk(void *ctx, int i, int tid)
 {
 	ew_job *j = ctx;
@@ -561,6 +577,7 @@ void relu_backward(float *din, const float *dout, const float *out, size_t count
 	nn_parallel((int)((count + CHUNK - 1) / CHUNK), relu_bwd_chunk, &j);
 }
 
+NN_CLONES
 static void add_chunk(void *ctx, int i, int tid)
 {
 	ew_job *j = ctx;

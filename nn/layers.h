@@ -96,6 +96,10 @@ void softmax_xent_backward(float *dlogits, const float *probs, const int *labels
 void add_forward(float *out, const float *a, const float *b, size_t count);
 void add_backward(float *da, float *db, const float *dout, size_t count);
 
+/* What runs the convolutions, for --version and logs: oneDNN when built with it (unless
+ * CULL_NN=blas), else im2col + OpenBLAS sgemm. */
+const char *nn_backend(void);
+
 /* Threads used by the layers (and OpenBLAS); 0 = default_threads(). */
 void nn_set_threads(int threads);
 int nn_threads(void);

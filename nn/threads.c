@@ -1,14 +1,63 @@
-/* The layer thread pool (nn_parallel), the thread-count setting and the shared scratch buffer. */
+/* The layer thread pool (nn_parallel: OpenMP when built with it, else pthreads), the thread-count setting and the shared scratch buffer. */
 #include "layers.h"
+#include "onednn.h"
 #include "io.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define MAX_THREADS 256
+
+#ifdef _OPENMP
+/* With OpenMP (the oneDNN build) the layers share oneDNN's OpenMP threads: a second pool
+ * would compete with OpenMP's spinning workers for the same cores. */
+static int nthreads;
+
+void nn_set_threads(int threads)
+{
+	if (threads <= 0)
+		threads = default_threads();
+	if (threads > MAX_THREADS)
+		threads = MAX_THREADS;
+	nthreads = threads;
+	omp_set_num_threads(threads);
+	openblas_set_num_threads(1);
+	onednn_set_threads(threads);
+}
+
+int nn_threads(void)
+{
+	if (nthreads == 0)
+		nn_set_threads(0);
+	return nthreads;
+}
+
+void nn_parallel(int count, void (*fn)(void *ctx, int i, int tid), void *ctx)
+{
+	int n = nn_threads();
+
+	if (n == 1 || count <= 1 || omp_in_parallel()) {
+		for (int i = 0; i < count; i++)
+			fn(ctx, i, 0);
+		return;
+	}
+#pragma omp parallel num_threads(n)
+	{
+		/* static contiguous chunks, so that results do not depend on timing */
+		int t = omp_get_thread_num(), m = omp_get_num_threads();
+		int lo = (int)((int64_t)count * t / m), hi = (int)((int64_t)count * (t + 1) / m);
+		for (int i = lo; i < hi; i++)
+			fn(ctx, i, t);
+	}
+}
+
+#else
 
 static struct {
 	int n;                      /* threads including the caller; 0 = not set up */
@@ -88,6 +137,7 @@ void nn_set_threads(int threads)
 			die(EXIT_NOMEM, "cannot start thread %d", t);
 	/* Layers split work over images themselves and call sgemm single-threaded. */
 	openblas_set_num_threads(1);
+	onednn_set_threads(threads);
 }
 
 int nn_threads(void)
@@ -122,6 +172,8 @@ void nn_parallel(int count, void (*fn)(void *ctx, int i, int tid), void *ctx)
 		pthread_cond_wait(&P.done, &P.mu);
 	pthread_mutex_unlock(&P.mu);
 }
+
+#endif
 
 char *openblas_get_corename(void);
 

@@ -61,7 +61,7 @@ static const char usage[] =
 	"  --seed S            random seed (default 0)\n"
 	"  --threads T         threads (default: CPUs)\n"
 	"  -q, --quiet         no progress, log lines or summary on standard error\n"
-	"  -h, --help          this help;  --version  the version\n";
+	"  -h, --help          this help;  --version  the version and the convolution backend\n";
 
 typedef struct {
 	const char *arch, *out, *log, *scores, *model, *predictions;
@@ -190,7 +190,7 @@ static void parse_options(options *o, int argc, char **argv)
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
 		case O_VERSION:
-			printf("cull-train %s\n", CULL_VERSION);
+			printf("cull-train %s\nnn: %s\n", CULL_VERSION, nn_backend());
 			xfclose(stdout, "<stdout>");
 			exit(0);
 		default:
