@@ -404,6 +404,7 @@ int main(int argc, char **argv)
 	size_t plane;
 	struct stat sb;
 
+	nn_exec_passive(argv);
 	cull_init(argv[0]);
 	parse_options(&o, argc, argv);
 	infer_arch(o.model, o.arch, arch, sizeof arch, &in_ch, &width);

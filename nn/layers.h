@@ -112,6 +112,12 @@ void nn_parallel(int count, void (*fn)(void *ctx, int i, int tid), void *ctx);
  * Haswell and the CPU has AVX-512, this sets OPENBLAS_CORETYPE=SkylakeX and re-executes
  * the program with the same argv (call it first thing in main); otherwise it returns. */
 void nn_exec_tuned(char **argv);
+/* OpenMP's default wait policy spins at every barrier, which is fastest alone but makes
+ * processes that share cores (GNU parallel over shards, training beside other work) each
+ * run at a fraction of their fair share. If cull was built with OpenMP and
+ * OMP_WAIT_POLICY is unset, this sets it to passive and re-executes the program (OpenMP
+ * reads it when the library loads); call it first thing in main. Otherwise it returns. */
+void nn_exec_passive(char **argv);
 /* Shared scratch of at least `floats` floats, 64-byte aligned; grows, never shrinks.
  * Valid until the next call; not for use by two layers at once. */
 float *nn_scratch(size_t floats);

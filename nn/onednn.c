@@ -428,8 +428,9 @@ const char *nn_backend(void)
 
 	if (!enabled())
 		return "OpenBLAS im2col + sgemm (CULL_NN=blas)";
-	snprintf(s, sizeof s, "oneDNN %d.%d.%d convolutions, OpenBLAS", v->major, v->minor,
-	         v->patch);
+	const char *wait = getenv("OMP_WAIT_POLICY");
+	snprintf(s, sizeof s, "oneDNN %d.%d.%d convolutions, OpenBLAS; OpenMP wait policy %s",
+	         v->major, v->minor, v->patch, wait ? wait : "default");
 	return s;
 }
 

@@ -192,6 +192,18 @@ void nn_exec_tuned(char **argv)
 	/* could not re-execute: carry on with the kernels we have */
 }
 
+void nn_exec_passive(char **argv)
+{
+#ifdef _OPENMP
+	if (getenv("OMP_WAIT_POLICY") || setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+		return;
+	execv("/proc/self/exe", argv);
+	/* could not re-execute: carry on spinning */
+#else
+	(void)argv;
+#endif
+}
+
 static float *scratch;
 static size_t scratch_n;
 

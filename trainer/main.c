@@ -658,6 +658,7 @@ int main(int argc, char **argv)
 	options o;
 	int rc;
 
+	nn_exec_passive(argv);
 	cull_init(argv[0]);
 	parse_options(&o, argc, argv);
 	nn_set_threads(o.threads);

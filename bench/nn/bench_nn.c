@@ -64,6 +64,7 @@ int main(int argc, char **argv)
 	const char *arch = "resnet20";
 	int train = 1, batch = 128, px = 32, iters = 5, threads = 0, classes = 10, sgemm = 0;
 
+	nn_exec_passive(argv);
 	cull_init(argv[0]);
 	if (!getenv("BENCH_NN_PLAIN_BLAS"))
 		nn_exec_tuned(argv);

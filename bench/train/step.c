@@ -14,6 +14,7 @@ int main(int argc, char **argv)
 	int batch = 128, size = 32, ch = 3, classes = 10, steps = 20, threads = 0;
 	nn_sgd o = { .momentum = 0.9f, .weight_decay = 5e-4f };
 
+	nn_exec_passive(argv);
 	cull_init(argv[0]);
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--arch")) arch = argv[i + 1];
