@@ -1,6 +1,7 @@
 /* cull-score: prototype scores from embedding records (spherical k-means), fit or apply, SemDeDup. */
 #include "io.h"
 #include "kmeans.h"
+#include "layers.h"
 #include "record.h"
 
 #include <getopt.h>
@@ -426,6 +427,7 @@ int main(int argc, char **argv)
 	uint64_t total;
 	double t0 = now_seconds();
 
+	nn_exec_passive(argv);
 	cull_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "k:i:vh", longopts, NULL)) != -1) {
 		switch (c) {
