@@ -51,7 +51,7 @@ typedef struct {
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static int state;                   /* 0 unknown, 1 on, -1 off */
-static entry *cache;
+static entry **cache;                /* entries stay put while the table grows */
 static int ncache, capcache;
 static struct { void *p; size_t n; } buf[PORTS + 1];
 
@@ -226,7 +226,7 @@ static entry *lookup(int kind, const conv_geom *g, int bias, int relu)
 	int threads = omp_get_max_threads();
 
 	for (int i = 0; i < ncache; i++) {
-		entry *e = &cache[i];
+		entry *e = cache[i];
 		if (e->kind == kind && e->bias == bias && e->relu == relu && e->threads == threads &&
 		    memcmp(&e->g, g, sizeof *g) == 0)
 			return e;
@@ -235,8 +235,8 @@ static entry *lookup(int kind, const conv_geom *g, int bias, int relu)
 		capcache = capcache ? 2 * capcache : 64;
 		cache = xrealloc(cache, sizeof *cache * (size_t)capcache);
 	}
-	entry *e = &cache[ncache++];
-	memset(e, 0, sizeof *e);
+	entry *e = xcalloc(1, sizeof *e);
+	cache[ncache++] = e;
 	e->kind = kind;
 	e->g = *g;
 	e->bias = bias;
