@@ -33,6 +33,8 @@ static const char usage[] =
 	"  --image-field LIST member fields that hold the image (default jpg,jpeg,png,ppm,pgm)\n"
 	"  --carry LIST       copy these member fields into the records (text as str, else bin)\n"
 	"  --no-normalize     write the raw pooled features instead of L2-normalised ones\n"
+	"  --bf16             convolutions in bfloat16 (about 2x faster on CPUs with AVX512-BF16\n"
+	"                     or AMX; embeddings agree to ~1e-2; needs the oneDNN backend)\n"
 	"  --batch B          images per forward pass (default 32)\n"
 	"  --threads T        threads for decoding and for the forward pass (default: CPUs)\n"
 	"  --max-pixels N     refuse images larger than N pixels, from the header (default 268M)\n"
@@ -49,7 +51,7 @@ static const char *const skip_name[SK_N] = {
 
 typedef struct {
 	const char *model, *arch, *image_field, *carry;
-	int resize, crop, batch, threads, strict, normalize, exact, quiet;
+	int resize, crop, batch, threads, strict, normalize, exact, quiet, bf16;
 	float mean[3], std[3];
 	int have_mean, have_std;
 	uint64_t max_pixels, max_member;
@@ -282,12 +284,12 @@ static void carry_fields(record *r, const wds_sample *s, const char *list)
 static void parse_options(options *o, int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_ARCH, O_RESIZE, O_CROP, O_MEAN, O_STD, O_EXACT, O_FIELD,
-	       O_CARRY, O_NONORM, O_BATCH, O_THREADS, O_MAXPIX, O_MAXMEM, O_STRICT, O_VERSION };
+	       O_CARRY, O_NONORM, O_BATCH, O_THREADS, O_MAXPIX, O_MAXMEM, O_STRICT, O_VERSION, O_BF16 };
 	static const struct option lo[] = {
 		{ "model", required_argument, 0, O_MODEL }, { "arch", required_argument, 0, O_ARCH },
 		{ "resize", required_argument, 0, O_RESIZE }, { "crop", required_argument, 0, O_CROP },
 		{ "mean", required_argument, 0, O_MEAN }, { "std", required_argument, 0, O_STD },
-		{ "exact", no_argument, 0, O_EXACT },
+		{ "exact", no_argument, 0, O_EXACT }, { "bf16", no_argument, 0, O_BF16 },
 		{ "image-field", required_argument, 0, O_FIELD },
 		{ "carry", required_argument, 0, O_CARRY },
 		{ "no-normalize", no_argument, 0, O_NONORM },
@@ -324,6 +326,7 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_MAXPIX: o->max_pixels = parse_size("--max-pixels", optarg); break;
 		case O_MAXMEM: o->max_member = parse_size("--max-member", optarg); break;
 		case O_STRICT: o->strict = 1; break;
+		case O_BF16: o->bf16 = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
 		case O_VERSION: printf("cull-embed %s\nnn: %s\n", CULL_VERSION, nn_backend()); xfclose(stdout, "<stdout>"); exit(0);
@@ -414,6 +417,13 @@ int main(int argc, char **argv)
 	if (nn_load(m, o.model, NN_LOAD_IGNORE_EXTRA, err, sizeof err) != 0)
 		die(EXIT_DATA, "%s", err);
 	nn_set_threads(o.threads);
+	if (o.bf16) {
+		int r = nn_set_bf16(1);
+		if (r == 0)
+			die(EXIT_USAGE, "--bf16 needs the oneDNN backend; this one is %s", nn_backend());
+		if (r < 0)
+			warn("--bf16: this CPU has neither AVX512-BF16 nor AMX; running in float32");
+	}
 	imagenet = strcmp(arch, "resnet18") == 0 || strcmp(arch, "resnet34") == 0 ||
 	           strcmp(arch, "resnet50") == 0;
 	if (o.resize < 0)

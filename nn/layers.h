@@ -100,6 +100,13 @@ void add_backward(float *da, float *db, const float *dout, size_t count);
  * CULL_NN=blas), else im2col + OpenBLAS sgemm. */
 const char *nn_backend(void);
 
+/* Inference in bfloat16: forward convolutions round their inputs and weights to bfloat16
+ * and sum in float (oneDNN's AVX512-BF16 / AMX kernels; about 2x the float32 speed where
+ * the CPU has them, float32 kernels where it has not). For inference only: training and
+ * the parity tests stay float32. Returns 1 if on; 0 without oneDNN and -1 on a CPU with
+ * neither AVX512-BF16 nor AMX, changing nothing. */
+int nn_set_bf16(int on);
+
 /* Threads used by the layers (and OpenBLAS); 0 = default_threads(). */
 void nn_set_threads(int threads);
 int nn_threads(void);

@@ -41,6 +41,7 @@ typedef struct {
 
 typedef struct {
 	int kind, bias, relu, threads;
+	int want_bf16, bf16;            /* asked for; granted (the CPU has bf16 kernels) */
 	conv_geom g;
 	int ok;                         /* 0: oneDNN refused; use the sgemm path */
 	dnnl_primitive_t prim;
@@ -51,6 +52,7 @@ typedef struct {
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static int state;                   /* 0 unknown, 1 on, -1 off */
+static int bf16;                    /* forward convolutions in bfloat16 (nn_set_bf16) */
 static entry **cache;                /* entries stay put while the table grows */
 static int ncache, capcache;
 static struct { void *p; size_t n; } buf[PORTS + 1];
@@ -160,6 +162,10 @@ static void build(entry *e)
 	plain(&dst, g->n, g->oc, g->oh, g->ow, dnnl_nchw);
 	plain(&any_src, g->n, g->c, g->h, g->w, dnnl_format_tag_any);
 	plain(&any_wei, g->oc, g->c, g->kh, g->kw, dnnl_format_tag_any);
+	if (e->bf16) {      /* inputs rounded to bfloat16 by the reorders, sums in float */
+		any_src.data_type = dnnl_bf16;
+		any_wei.data_type = dnnl_bf16;
+	}
 	plain(&any_dst, g->n, g->oc, g->oh, g->ow, dnnl_format_tag_any);
 	check(dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x), "memory descriptor");
 
@@ -177,6 +183,18 @@ static void build(entry *e)
 	if (dnnl_primitive_desc_create(e->kind == FWD ? &pd : &hint, &fd, attr, engine, NULL)
 	    != dnnl_success)
 		goto out;
+	if (e->bf16) {      /* a CPU without bfloat16 kernels gets oneDNN's slow reference */
+		const char *impl = NULL;
+		if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) !=
+		    dnnl_success || !impl || strncmp(impl, "ref", 3) == 0) {
+			e->bf16 = 0;
+			dnnl_primitive_desc_destroy(pd);
+			if (attr)
+				dnnl_primitive_attr_destroy(attr);
+			build(e);
+			return;
+		}
+	}
 	if (e->kind == BWD_DATA) {
 		check(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &any_src,
 		                                               &any_wei, &any_dst, strides, pad, padr),
@@ -228,6 +246,7 @@ static entry *lookup(int kind, const conv_geom *g, int bias, int relu)
 	for (int i = 0; i < ncache; i++) {
 		entry *e = cache[i];
 		if (e->kind == kind && e->bias == bias && e->relu == relu && e->threads == threads &&
+		    e->want_bf16 == (kind == FWD && bf16) &&
 		    memcmp(&e->g, g, sizeof *g) == 0)
 			return e;
 	}
@@ -242,6 +261,7 @@ static entry *lookup(int kind, const conv_geom *g, int bias, int relu)
 	e->bias = bias;
 	e->relu = relu;
 	e->threads = threads;
+	e->bf16 = e->want_bf16 = kind == FWD && bf16;
 	build(e);
 	return e;
 }
@@ -416,6 +436,18 @@ void onednn_set_threads(int threads)
 	omp_set_num_threads(threads);
 }
 
+int nn_set_bf16(int on)
+{
+	if (!enabled())
+		return 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (on && !__builtin_cpu_supports("avx512bf16") && !__builtin_cpu_supports("amx-bf16"))
+		return -1;
+#endif
+	bf16 = on;
+	return 1;
+}
+
 int onednn_active(void)
 {
 	return enabled();
@@ -453,6 +485,12 @@ int onednn_conv_backward(float *din, float *dw, float *dbias, const float *dout,
 void onednn_set_threads(int threads)
 {
 	(void)threads;
+}
+
+int nn_set_bf16(int on)
+{
+	(void)on;
+	return 0;
 }
 
 int onednn_active(void)

@@ -1,6 +1,7 @@
 /* Benchmark of nn/: images per second of a ResNet training step or eval forward, GFLOP/s, peak RSS. */
 #include "resnet.h"
 #include "io.h"
+#include "layers.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
 {
 	const char *arch = "resnet20";
 	int train = 1, batch = 128, px = 32, iters = 5, threads = 0, classes = 10, sgemm = 0;
+	int bf16 = 0;
 
 	nn_exec_passive(argv);
 	cull_init(argv[0]);
@@ -73,6 +75,7 @@ int main(int argc, char **argv)
 		if (strcmp(o, "--train") == 0) train = 1;
 		else if (strcmp(o, "--eval") == 0) train = 0;
 		else if (strcmp(o, "--sgemm") == 0) sgemm = 1;
+		else if (strcmp(o, "--bf16") == 0) bf16 = 1;
 		else if (!v) usage();
 		else if (strcmp(o, "--arch") == 0) arch = argv[++i];
 		else if (strcmp(o, "--batch") == 0) batch = (int)parse_int(o, argv[++i], 1, 1 << 16);
@@ -83,6 +86,8 @@ int main(int argc, char **argv)
 		else usage();
 	}
 	nn_set_threads(threads);
+	if (bf16 && (train || !nn_set_bf16(1)))
+		die(EXIT_USAGE, "--bf16 needs --eval and a oneDNN build");
 	if (sgemm) {
 		printf("sgemm_gflops %.1f threads %d core %s\n", sgemm_peak(), nn_threads(),
 		       openblas_get_corename());

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # PyTorch side of bench/nn/run: images per second of a ResNet training step or eval forward.
-# Usage: torch_bench.py ARCH train|eval BATCH PX ITERS THREADS CLASSES
+# Usage: torch_bench.py ARCH train|eval|eval-bf16 BATCH PX ITERS THREADS CLASSES
+# (eval-bf16: CPU autocast to bfloat16, torch's counterpart of bench_nn --eval --bf16)
 import os
 import resource
 import sys
@@ -27,6 +28,12 @@ if mode == "train":
         opt.zero_grad()
         lossf(model(x), y).backward()
         opt.step()
+elif mode == "eval-bf16":
+    model.eval()
+
+    def step():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x)
 else:
     model.eval()
 
