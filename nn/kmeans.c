@@ -1,5 +1,6 @@
 /* Spherical k-means: k-means++ seeding, Lloyd iterations over sgemm blocks, safetensors centroid files. */
 #include "kmeans.h"
+#include "safetensors.h"
 #include "io.h"
 
 #include <cblas.h>
@@ -566,179 +567,21 @@ void kmeans_separation(float *sep, const float *c, int k, int d, int m)
 	free(row);
 }
 
-/* ---- centroid files (safetensors) ---- */
-
-static void put_le(unsigned char *p, uint64_t v, int bytes)
-{
-	for (int i = 0; i < bytes; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_le(const unsigned char *p, int bytes)
-{
-	uint64_t v = 0;
-
-	for (int i = bytes - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void write_floats(FILE *f, const float *v, size_t n, const char *path)
-{
-	unsigned char b[4];
-	uint32_t u;
-
-	for (size_t i = 0; i < n; i++) {
-		memcpy(&u, &v[i], 4);
-		put_le(b, u, 4);
-		xfwrite(b, 4, f, path);
-	}
-}
+/* ---- centroid files (safetensors, formats/safetensors.h) ---- */
 
 void kmeans_save(const char *path, const kmeans_file *kf)
 {
-	size_t a = (size_t)kf->k * kf->d * 4, b = a + kf->nclasses * 8, e = b + kf->nclasses * kf->d * 4;
-	char *hdr, *cls = NULL;
-	size_t len, padded;
-	unsigned char lenb[8];
-	FILE *f;
+	st_writer *w = st_writer_new();
+	int64_t cs[2] = { kf->k, kf->d }, ls[1] = { (int64_t)kf->nclasses };
+	int64_t ms[2] = { (int64_t)kf->nclasses, kf->d };
 
-	if (kf->nclasses)
-		cls = xasprintf(",\"classes\":{\"dtype\":\"I64\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]},"
-		                "\"class_means\":{\"dtype\":\"F32\",\"shape\":[%zu,%d],\"data_offsets\":[%zu,%zu]}",
-		                kf->nclasses, a, b, kf->nclasses, kf->d, b, e);
-	hdr = xasprintf("{\"__metadata__\":{\"format\":\"cull-kmeans\"},"
-	                "\"centroids\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[0,%zu]}%s}",
-	                kf->k, kf->d, a, cls ? cls : "");
-	len = strlen(hdr);
-	padded = (len + 7) / 8 * 8;
-	f = xfopen(path, "wb");
-	put_le(lenb, padded, 8);
-	xfwrite(lenb, 8, f, path);
-	xfwrite(hdr, len, f, path);
-	xfwrite("        ", padded - len, f, path);
-	write_floats(f, kf->c, (size_t)kf->k * kf->d, path);
-	for (size_t i = 0; i < kf->nclasses; i++) {
-		put_le(lenb, (uint64_t)kf->classes[i], 8);
-		xfwrite(lenb, 8, f, path);
+	st_meta(w, "format", "cull-kmeans");
+	st_add(w, "centroids", ST_F32, 2, cs, kf->c);
+	if (kf->nclasses) {
+		st_add(w, "classes", ST_I64, 1, ls, kf->classes);
+		st_add(w, "class_means", ST_F32, 2, ms, kf->class_means);
 	}
-	if (kf->nclasses)
-		write_floats(f, kf->class_means, kf->nclasses * kf->d, path);
-	xfclose(f, path);
-	free(hdr);
-	free(cls);
-}
-
-/* Parse "[a,b,...]" into v (at most max numbers); returns the count or -1. */
-static int parse_list(const char *s, uint64_t *v, int max)
-{
-	int n = 0;
-
-	while (*s == ' ')
-		s++;
-	if (*s++ != '[')
-		return -1;
-	for (;;) {
-		char *end;
-
-		while (*s == ' ')
-			s++;
-		if (*s == ']')
-			return n;
-		if (n == max || *s < '0' || *s > '9')
-			return -1;
-		v[n++] = strtoull(s, &end, 10);
-		s = end;
-		while (*s == ' ')
-			s++;
-		if (*s == ',')
-			s++;
-		else if (*s != ']')
-			return -1;
-	}
-}
-
-/* The value text after "name": inside obj (a NUL-terminated copy of one tensor's object). */
-static const char *member(const char *obj, const char *name)
-{
-	char *pat = xasprintf("\"%s\"", name);
-	const char *p = strstr(obj, pat);
-
-	if (p) {
-		p += strlen(pat);
-		while (*p == ' ')
-			p++;
-		p = *p == ':' ? p + 1 : NULL;
-	}
-	free(pat);
-	while (p && *p == ' ')
-		p++;
-	return p;
-}
-
-/* Find tensor `name` in the header; 1 and its fields, 0 when absent; dies when malformed. */
-static int tensor(const char *hdr, const char *name, const char *dtype, int ndim, uint64_t *shape,
-                  uint64_t *off, size_t datalen, const char *path)
-{
-	char *pat = xasprintf("\"%s\"", name), *obj;
-	const char *p = hdr, *q, *v;
-	uint64_t o[3];
-	size_t want = 4;
-	int i;
-
-	/* a key is a string followed by ':' and '{' */
-	while ((p = strstr(p, pat))) {
-		q = p + strlen(pat);
-		while (*q == ' ')
-			q++;
-		if (*q == ':') {
-			q++;
-			while (*q == ' ')
-				q++;
-			if (*q == '{')
-				break;
-		}
-		p++;
-	}
-	free(pat);
-	if (!p)
-		return 0;
-	v = strchr(q, '}');
-	if (!v)
-		die(EXIT_DATA, "%s: bad safetensors header at tensor '%s'", path, name);
-	obj = xstrndup(q, (size_t)(v - q));
-	v = member(obj, "dtype");
-	if (!v || strncmp(v, dtype, strlen(dtype)) != 0)
-		die(EXIT_DATA, "%s: tensor '%s' is not %s", path, name, dtype);
-	if (!(v = member(obj, "shape")) || parse_list(v, shape, 3) != ndim)
-		die(EXIT_DATA, "%s: tensor '%s' must have %d dimension%s", path, name, ndim,
-		    ndim > 1 ? "s" : "");
-	if (!(v = member(obj, "data_offsets")) || parse_list(v, o, 3) != 2 || o[0] > o[1] ||
-	    o[1] > datalen)
-		die(EXIT_DATA, "%s: tensor '%s' has bad data offsets", path, name);
-	if (strcmp(dtype, "\"I64\"") == 0)
-		want = 8;
-	for (i = 0; i < ndim; i++) {
-		if (shape[i] == 0 || shape[i] > ((uint64_t)1 << 31))
-			die(EXIT_DATA, "%s: tensor '%s' has a bad shape", path, name);
-		want *= shape[i];
-	}
-	if (o[1] - o[0] != want)
-		die(EXIT_DATA, "%s: tensor '%s' data size %llu does not match its shape", path, name,
-		    (unsigned long long)(o[1] - o[0]));
-	off[0] = o[0];
-	off[1] = o[1];
-	free(obj);
-	return 1;
-}
-
-static void read_floats(float *dst, const unsigned char *src, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		uint32_t u = (uint32_t)get_le(src + 4 * i, 4);
-
-		memcpy(&dst[i], &u, 4);
-	}
+	st_write(w, path);
 }
 
 /* Normalise rows that are not unit already, so saved centroids load bit for bit. */
@@ -754,43 +597,51 @@ static void renormalize(float *v, size_t n, int d)
 	}
 }
 
+/* A tensor of ndim dimensions, each in [1, 2^31]; dies naming the file otherwise. */
+static void check_shape(const st_entry *e, int ndim, const char *path)
+{
+	if (e->ndim != ndim)
+		die(EXIT_DATA, "%s: tensor '%s' must have %d dimension%s", path, e->name, ndim,
+		    ndim > 1 ? "s" : "");
+	for (int i = 0; i < ndim; i++)
+		if (e->shape[i] < 1 || e->shape[i] > ((int64_t)1 << 31))
+			die(EXIT_DATA, "%s: tensor '%s' has a bad shape", path, e->name);
+}
+
 void kmeans_load(kmeans_file *kf, const char *path)
 {
-	size_t len, hl, datalen;
-	unsigned char *buf = read_file(path, &len);
-	const unsigned char *data;
-	uint64_t shape[3], off[2], cshape[3], coff[2], mshape[3], moff[2];
-	char *hdr;
-	int hc, hm;
+	st_file f;
+	char err[512];
+	const st_entry *c, *cl, *cm;
 
 	memset(kf, 0, sizeof *kf);
-	if (len < 8 || (hl = (size_t)get_le(buf, 8)) > len - 8 || hl < 2 || buf[8] != '{')
-		die(EXIT_DATA, "%s: not a safetensors centroid file", path);
-	hdr = xstrndup((const char *)buf + 8, hl);
-	data = buf + 8 + hl;
-	datalen = len - 8 - hl;
-	if (!tensor(hdr, "centroids", "\"F32\"", 2, shape, off, datalen, path))
+	if (st_load(&f, path, err, sizeof err) < 0)
+		die(EXIT_DATA, "%s: not a safetensors centroid file (%s)", path, err);
+	if (!(c = st_find(&f, "centroids")))
 		die(EXIT_DATA, "%s: no 'centroids' tensor", path);
-	kf->k = (int)shape[0];
-	kf->d = (int)shape[1];
-	kf->c = xmalloc(shape[0] * shape[1] * sizeof(float));
-	read_floats(kf->c, data + off[0], shape[0] * shape[1]);
+	check_shape(c, 2, path);
+	kf->k = (int)c->shape[0];
+	kf->d = (int)c->shape[1];
+	kf->c = xmalloc((size_t)kf->k * kf->d * sizeof(float));
+	st_to_f32(&f, c, kf->c);
 	renormalize(kf->c, (size_t)kf->k, kf->d);
-	hc = tensor(hdr, "classes", "\"I64\"", 1, cshape, coff, datalen, path);
-	hm = tensor(hdr, "class_means", "\"F32\"", 2, mshape, moff, datalen, path);
-	if (hc != hm || (hc && (cshape[0] != mshape[0] || mshape[1] != shape[1])))
+	cl = st_find(&f, "classes");
+	cm = st_find(&f, "class_means");
+	if (!cl != !cm)
 		die(EXIT_DATA, "%s: 'classes' and 'class_means' do not match", path);
-	if (hc) {
-		kf->nclasses = cshape[0];
+	if (cl) {
+		check_shape(cl, 1, path);
+		check_shape(cm, 2, path);
+		if (cm->shape[0] != cl->shape[0] || cm->shape[1] != kf->d)
+			die(EXIT_DATA, "%s: 'classes' and 'class_means' do not match", path);
+		kf->nclasses = (size_t)cl->shape[0];
 		kf->classes = xmalloc(kf->nclasses * sizeof *kf->classes);
-		for (size_t i = 0; i < kf->nclasses; i++)
-			kf->classes[i] = (int64_t)get_le(data + coff[0] + 8 * i, 8);
+		st_to_i64(&f, cl, kf->classes);
 		kf->class_means = xmalloc(kf->nclasses * kf->d * sizeof(float));
-		read_floats(kf->class_means, data + moff[0], kf->nclasses * kf->d);
+		st_to_f32(&f, cm, kf->class_means);
 		renormalize(kf->class_means, kf->nclasses, kf->d);
 	}
-	free(hdr);
-	free(buf);
+	st_free(&f);
 }
 
 void kmeans_file_free(kmeans_file *kf)
