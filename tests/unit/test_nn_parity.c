@@ -115,7 +115,11 @@ static void run_case(const char *dir, const char *name, const char *arch)
 	 * (t32: output, worst gradient, losses) sets the bar where it is above 1e-3. */
 	float *t32 = get(&ref, "torch32.err", NULL);
 	double tol_out = fmax(1e-3, 2 * t32[0]), tol_grad = fmax(1e-3, 2 * t32[1]);
-	double tol_loss = fmax(1e-3, 2 * t32[2]);
+	/* Five SGD steps of the deep ImageNet-stem models at 32-64 px diverge chaotically from
+	 * float64 (ReLU masks and batch statistics over a few values flip as weights move):
+	 * torch float32's own distance is one draw from that spread, so the losses get 4x it
+	 * where it is large; the first step's gradients above keep the 2x bar. */
+	double tol_loss = fmax(1e-3, (t32[2] > 1e-3 ? 4 : 2) * t32[2]);
 	nn_setup(m, tn, tpx, tpx, 1);
 	t0 = now_seconds();
 	nn_zero_grad(m);
