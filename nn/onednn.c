@@ -431,11 +431,6 @@ int onednn_conv_backward(float *din, float *dw, float *dbias, const float *dout,
 	return 1;
 }
 
-void onednn_set_threads(int threads)
-{
-	omp_set_num_threads(threads);
-}
-
 int nn_set_bf16(int on)
 {
 	if (!enabled())
@@ -480,11 +475,6 @@ int onednn_conv_backward(float *din, float *dw, float *dbias, const float *dout,
 {
 	(void)din, (void)dw, (void)dbias, (void)dout, (void)in, (void)w, (void)g, (void)flags;
 	return 0;
-}
-
-void onednn_set_threads(int threads)
-{
-	(void)threads;
 }
 
 int nn_set_bf16(int on)

@@ -10,8 +10,6 @@ int onednn_conv_forward(float *out, const float *in, const float *w, const float
                         const conv_geom *g, int flags);
 int onednn_conv_backward(float *din, float *dw, float *dbias, const float *dout,
                          const float *in, const float *w, const conv_geom *g, int flags);
-/* Threads for oneDNN's OpenMP runtime; nn_set_threads calls it. */
-void onednn_set_threads(int threads);
 /* 1 when convolutions run on oneDNN. */
 int onednn_active(void);
 

@@ -1,6 +1,6 @@
-/* The layer thread pool (nn_parallel: OpenMP when built with it, else pthreads), the thread-count setting and the shared scratch buffer. */
+/* The layer threads (nn_parallel: OpenMP when built with it, else a pthread pool), the
+ * thread-count setting and the shared scratch buffer. */
 #include "layers.h"
-#include "onednn.h"
 #include "io.h"
 
 #include <cblas.h>
@@ -28,7 +28,6 @@ void nn_set_threads(int threads)
 	nthreads = threads;
 	omp_set_num_threads(threads);
 	openblas_set_num_threads(1);
-	onednn_set_threads(threads);
 }
 
 int nn_threads(void)
@@ -137,7 +136,6 @@ void nn_set_threads(int threads)
 			die(EXIT_NOMEM, "cannot start thread %d", t);
 	/* Layers split work over images themselves and call sgemm single-threaded. */
 	openblas_set_num_threads(1);
-	onednn_set_threads(threads);
 }
 
 int nn_threads(void)
