@@ -1,4 +1,5 @@
-/* cull-train's randomness and augmentation: counter-based draws, epoch order, crop and flip. */
+/* cull-train's randomness and augmentation: counter-based draws, epoch order, crop and flip;
+ * the mirror view of test-time augmentation. */
 #include "train.h"
 #include "layers.h"
 #include "preprocess.h"
@@ -45,7 +46,7 @@ typedef struct {
 	const dataset *d;
 	const size_t *idx;
 	const augment *a;
-	int train;
+	int mode;
 	uint64_t seed;
 	long epoch;
 } batch_job;
@@ -59,7 +60,9 @@ static void one_image(void *ctx, int i, int tid)
 	int x0 = 0, y0 = 0, flip = 0;
 
 	(void)tid;
-	if (j->train) {
+	if (j->mode == BATCH_MIRROR)
+		flip = 1;
+	if (j->mode == BATCH_TRAIN) {
 		uint64_t r = hash3(j->seed, (uint64_t)j->epoch, s);
 		int span = 2 * j->a->pad + 1;
 		if (j->a->pad > 0) {
@@ -85,9 +88,9 @@ static void one_image(void *ctx, int i, int tid)
 }
 
 void make_batch(float *x, int *labels, const dataset *d, const size_t *idx, int n,
-                const augment *a, int train, uint64_t seed, long epoch)
+                const augment *a, int mode, uint64_t seed, long epoch)
 {
-	batch_job j = { x, labels, d, idx, a, train, seed, epoch };
+	batch_job j = { x, labels, d, idx, a, mode, seed, epoch };
 
 	nn_parallel(n, one_image, &j);
 }

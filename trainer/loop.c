@@ -44,7 +44,7 @@ int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
 
 		if (*stop)
 			return 0;
-		make_batch(tr->x, tr->labels, d, idx, n, tr->aug, 1, seed, t->epoch);
+		make_batch(tr->x, tr->labels, d, idx, n, tr->aug, BATCH_TRAIN, seed, t->epoch);
 		nn_zero_grad(m);
 		const float *z = nn_forward(m, tr->x, n, 1);
 		double loss = nn_xent(m, tr->labels, n, tr->smoothing, tr->losses);

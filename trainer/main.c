@@ -13,7 +13,7 @@
 
 static const char usage[] =
 	"usage: cull-train [options] [SHARD...]\n"
-	"       cull-train --eval-only --model FILE --val SHARD [--predictions FILE]\n"
+	"       cull-train --eval-only --model FILE --val SHARD [--predictions FILE] [--tta]\n"
 	"Train a ResNet on WebDataset shards (standard input when none or '-'; images with a\n"
 	".cls member), decoded once into memory; log every epoch, checkpoint, write scores.\n"
 	"Model and data:\n"
@@ -25,6 +25,8 @@ static const char usage[] =
 	"  --size S            resize every image to S x S (default: keep; all of one size)\n"
 	"  --val SHARD         validation shard (repeatable)\n"
 	"  --eval-every N      evaluate on --val every N epochs (default 1)\n"
+	"  --tta               also evaluate with test-time augmentation: the mean logits of\n"
+	"                      each image and its mirror image (val_acc_tta, val_loss_tta)\n"
 	"Augmentation (all randomness from --seed):\n"
 	"  --pad P             random crop after padding by P pixels (default 4; 0: none)\n"
 	"  --no-flip           no random horizontal flip (e.g. for digits)\n"
@@ -69,7 +71,7 @@ typedef struct {
 	size_t nval;
 	double width, lr, momentum, wd, smoothing;
 	int classes, channels, size, eval_every, pad, flip, epochs, batch, nesterov, no_decay_bn;
-	int resume, eval_only, threads, quiet, score_epoch, score_runs;
+	int resume, eval_only, threads, quiet, score_epoch, score_runs, tta;
 	int have_mean, have_std;
 	float mean[3], std[3];
 	uint64_t seed;
@@ -90,7 +92,7 @@ static void parse_options(options *o, int argc, char **argv)
 	       O_NOFLIP, O_MEAN, O_STD, O_EPOCHS, O_BATCH, O_LR, O_SCHED, O_WARMUP, O_GAMMA,
 	       O_MINLR, O_MOM, O_NEST, O_WD, O_NODECAY, O_SMOOTH, O_OUT, O_RESUME, O_LOG,
 	       O_SCORES, O_SEPOCH, O_SRUNS, O_EVAL, O_MODEL, O_PRED, O_SEED, O_THREADS, O_SSL,
-	       O_VERSION };
+	       O_VERSION, O_TTA };
 	static const struct option lo[] = {
 		{ "arch", required_argument, 0, O_ARCH }, { "width", required_argument, 0, O_WIDTH },
 		{ "classes", required_argument, 0, O_CLASSES },
@@ -114,7 +116,7 @@ static void parse_options(options *o, int argc, char **argv)
 		{ "score-epoch", required_argument, 0, O_SEPOCH },
 		{ "score-runs", required_argument, 0, O_SRUNS },
 		{ "eval-only", no_argument, 0, O_EVAL }, { "model", required_argument, 0, O_MODEL },
-		{ "predictions", required_argument, 0, O_PRED },
+		{ "predictions", required_argument, 0, O_PRED }, { "tta", no_argument, 0, O_TTA },
 		{ "seed", required_argument, 0, O_SEED },
 		{ "threads", required_argument, 0, O_THREADS },
 		{ "ssl", required_argument, 0, O_SSL },
@@ -182,6 +184,7 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_EVAL: o->eval_only = 1; break;
 		case O_MODEL: o->model = optarg; break;
 		case O_PRED: o->predictions = optarg; break;
+		case O_TTA: o->tta = 1; break;
 		case O_SEED: o->seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
 		case O_THREADS: o->threads = (int)parse_int("--threads", optarg, 1, 1024); break;
 		case O_SSL:
@@ -206,6 +209,10 @@ static void parse_options(options *o, int argc, char **argv)
 		die(EXIT_USAGE, "--eval-only needs --model FILE");
 	if (!o->eval_only && (o->model || o->predictions))
 		die(EXIT_USAGE, "--model and --predictions go with --eval-only");
+	if (o->tta && !o->eval_only && !o->nval)
+		die(EXIT_USAGE, "--tta is an evaluation option: give --val SHARD");
+	if (o->tta && !o->flip)
+		die(EXIT_USAGE, "--tta averages each image with its mirror image: not with --no-flip");
 	if (o->resume && !o->out)
 		die(EXIT_USAGE, "--resume needs --out FILE (the state is FILE.state)");
 	if (o->score_epoch > o->epochs)
@@ -253,6 +260,15 @@ static int max_label(const dataset *d)
 }
 
 /* ---- eval-only ---- */
+
+/* " (with mirror TTA: accuracy A, loss L)" for the summaries; one static buffer. */
+static const char *tta_text(const eval_result *r)
+{
+	static char buf[64];
+
+	snprintf(buf, sizeof buf, " (mirror TTA: accuracy %.4f, loss %.4f)", r->tta_acc, r->tta_loss);
+	return buf;
+}
 
 static nn_model *model_from_file(const char *path, const char *want)
 {
@@ -318,7 +334,8 @@ static int eval_only(options *o, int argc, char **argv)
 	load_opts lo = { m->in_ch, o->size, m->num_classes, o->threads, o->quiet, "validation" };
 	augment a = { 0 };
 	pred_ctx pc = { NULL, &d, m->num_classes };
-	double loss, acc, t0 = now_seconds();
+	double t0 = now_seconds();
+	eval_result r;
 	const char **paths = xcalloc(o->nval + (size_t)(argc - optind) + 1, sizeof *paths);
 	size_t np = 0;
 
@@ -340,17 +357,20 @@ static int eval_only(options *o, int argc, char **argv)
 	int *labels = xmalloc((size_t)o->batch * sizeof *labels);
 	if (o->predictions)
 		pc.w = rec_writer_open(o->predictions);
-	acc = eval_pass(m, &d, &a, o->batch, x, labels, pc.w ? write_prediction : NULL, &pc, &loss);
+	r = eval_pass(m, &d, &a, o->batch, x, labels, o->tta, pc.w ? write_prediction : NULL, &pc);
 	if (pc.w)
 		rec_writer_close(pc.w);
 	/* the result is data: on standard output, unless the predictions took it */
 	FILE *f = o->predictions && strcmp(o->predictions, "-") == 0 ? stderr : stdout;
-	fprintf(f, "{\"n\":%zu,\"val_loss\":%.6f,\"val_acc\":%.6f}\n", d.n, loss, acc);
+	fprintf(f, "{\"n\":%zu,\"val_loss\":%.6f,\"val_acc\":%.6f", d.n, r.loss, r.acc);
+	if (o->tta)
+		fprintf(f, ",\"val_loss_tta\":%.6f,\"val_acc_tta\":%.6f", r.tta_loss, r.tta_acc);
+	fputs("}\n", f);
 	if (f == stdout)
 		xfclose(stdout, "<stdout>");
 	if (!o->quiet)
-		note("%s (%s): accuracy %.4f on %zu images, loss %.4f, %.1f s", o->model, m->arch, acc,
-		     d.n, loss, now_seconds() - t0);
+		note("%s (%s): accuracy %.4f on %zu images, loss %.4f%s, %.1f s", o->model, m->arch,
+		     r.acc, d.n, r.loss, o->tta ? tta_text(&r) : "", now_seconds() - t0);
 	free(x);
 	free(labels);
 	free(paths);
@@ -456,7 +476,7 @@ static int train(options *o, int argc, char **argv)
 	train_state t = { 0 };
 	sample_stats s;
 	int classes, evaluated = 0;
-	double val_acc = 0, val_loss = 0;
+	eval_result val = { 0, 0, 0, 0 };
 	char *state_path = NULL, *cfg, line[1024], eta[32], el[32];
 	nn_model *m;
 
@@ -573,7 +593,7 @@ static int train(options *o, int argc, char **argv)
 		                               t.epoch + 1 == o->epochs);
 		if (evaluated) {
 			tv = now_seconds();
-			val_acc = eval_pass(m, &v, &a, o->batch, tr.x, tr.labels, NULL, NULL, &val_loss);
+			val = eval_pass(m, &v, &a, o->batch, tr.x, tr.labels, o->tta, NULL, NULL);
 			tv = now_seconds() - tv;
 			t.elapsed += tv;
 		}
@@ -586,9 +606,10 @@ static int train(options *o, int argc, char **argv)
 		fmt_time(eta, sizeof eta, left);
 		fmt_time(el, sizeof el, t.elapsed);
 		if (!o->quiet) {
-			char vbuf[64] = "";
+			char vbuf[128] = "";
 			if (evaluated)
-				snprintf(vbuf, sizeof vbuf, " val_loss %.4f val_acc %.4f", val_loss, val_acc);
+				snprintf(vbuf, sizeof vbuf, " val_loss %.4f val_acc %.4f%s", val.loss, val.acc,
+				         o->tta ? tta_text(&val) : "");
 			note("epoch %ld/%d loss %.4f acc %.4f%s lr %.4g %.0f img/s %s ETA %s",
 			     t.epoch + 1, o->epochs, loss, acc, vbuf, lr, ips, el, eta);
 		}
@@ -596,7 +617,10 @@ static int train(options *o, int argc, char **argv)
 		         "\"train_acc\":%.6f,", t.epoch + 1, t.global_step, lr, loss, acc);
 		if (evaluated)
 			snprintf(line + strlen(line), sizeof line - strlen(line),
-			         "\"val_loss\":%.6f,\"val_acc\":%.6f,", val_loss, val_acc);
+			         "\"val_loss\":%.6f,\"val_acc\":%.6f,", val.loss, val.acc);
+		if (evaluated && o->tta)
+			snprintf(line + strlen(line), sizeof line - strlen(line),
+			         "\"val_loss_tta\":%.6f,\"val_acc_tta\":%.6f,", val.tta_loss, val.tta_acc);
 		snprintf(line + strlen(line), sizeof line - strlen(line),
 		         "\"img_s\":%.1f,\"epoch_time\":%.3f,\"elapsed\":%.3f}\n", ips, dt + tv,
 		         t.elapsed);
@@ -633,8 +657,8 @@ static int train(options *o, int argc, char **argv)
 	if (!o->quiet) {
 		fmt_time(el, sizeof el, t.elapsed);
 		if (evaluated)
-			note("trained %s on %zu images for %d epochs in %s; val_acc %.4f", o->arch, d.n,
-			     o->epochs, el, val_acc);
+			note("trained %s on %zu images for %d epochs in %s; val_acc %.4f%s", o->arch, d.n,
+			     o->epochs, el, val.acc, o->tta ? tta_text(&val) : "");
 		else
 			note("trained %s on %zu images for %d epochs in %s", o->arch, d.n, o->epochs, el);
 	}

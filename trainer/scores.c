@@ -76,35 +76,85 @@ void stats_presented(sample_stats *s, const size_t *idx, const int *labels, cons
 	}
 }
 
-double eval_pass(nn_model *m, const dataset *d, const augment *a, int batch, float *x,
-                 int *labels, eval_fn fn, void *ctx, double *loss)
+/* The mean of the plain logits and features (zb, fb) and the mirror view's (z, f), in
+ * place; their softmax into pb; returns the cross-entropy of label. */
+static double mean_views(float *zb, float *fb, float *pb, const float *z, const float *f, int k,
+                         int fd, int label)
 {
-	size_t *idx = xmalloc((size_t)batch * sizeof *idx), correct = 0;
+	double mx = -INFINITY, sum = 0;
+
+	for (int j = 0; j < k; j++) {
+		zb[j] = 0.5f * (zb[j] + z[j]);
+		mx = zb[j] > mx ? zb[j] : mx;
+	}
+	for (int j = 0; j < fd; j++)
+		fb[j] = 0.5f * (fb[j] + f[j]);
+	for (int j = 0; j < k; j++)
+		sum += exp((double)zb[j] - mx);
+	for (int j = 0; j < k; j++)
+		pb[j] = (float)(exp((double)zb[j] - mx) / sum);
+	return mx + log(sum) - (double)zb[label];
+}
+
+eval_result eval_pass(nn_model *m, const dataset *d, const augment *a, int batch, float *x,
+                      int *labels, int tta, eval_fn fn, void *ctx)
+{
+	size_t *idx = xmalloc((size_t)batch * sizeof *idx), correct = 0, tta_correct = 0;
 	float *losses = xmalloc((size_t)batch * sizeof *losses);
 	int k = m->num_classes, fd = m->feat_dim;
-	double lsum = 0;
+	float *zb = NULL, *fb = NULL, *pb = NULL;
+	double lsum = 0, tta_lsum = 0;
+	eval_result r = { 0, 0, 0, 0 };
 
+	if (tta) {
+		zb = xmalloc((size_t)batch * (size_t)k * sizeof *zb);
+		pb = xmalloc((size_t)batch * (size_t)k * sizeof *pb);
+		fb = xmalloc((size_t)batch * (size_t)fd * sizeof *fb);
+	}
 	for (size_t b = 0; b < d->n; b += (size_t)batch) {
 		int n = d->n - b < (size_t)batch ? (int)(d->n - b) : batch;
 		for (int i = 0; i < n; i++)
 			idx[i] = b + (size_t)i;
-		make_batch(x, labels, d, idx, n, a, 0, 0, 0);
+		make_batch(x, labels, d, idx, n, a, BATCH_PLAIN, 0, 0);
 		const float *z = nn_forward(m, x, n, 0);
 		lsum += nn_xent(m, labels, n, 0.0f, losses) * n;
 		const float *p = nn_probs(m), *f = nn_features(m);
-		for (int i = 0; i < n; i++) {
-			const float *zi = z + (size_t)i * (size_t)k;
-			correct += argmax(zi, k) == labels[i];
-			if (fn)
-				fn(ctx, idx[i], zi, p + (size_t)i * (size_t)k, f + (size_t)i * (size_t)fd,
-				   labels[i], losses[i]);
+		for (int i = 0; i < n; i++)
+			correct += argmax(z + (size_t)i * (size_t)k, k) == labels[i];
+		if (tta) {
+			memcpy(zb, z, (size_t)n * (size_t)k * sizeof *zb);
+			memcpy(fb, f, (size_t)n * (size_t)fd * sizeof *fb);
+			make_batch(x, labels, d, idx, n, a, BATCH_MIRROR, 0, 0);
+			z = nn_forward(m, x, n, 0);
+			f = nn_features(m);
+			for (int i = 0; i < n; i++) {
+				size_t zo = (size_t)i * (size_t)k, fo = (size_t)i * (size_t)fd;
+				losses[i] = (float)mean_views(zb + zo, fb + fo, pb + zo, z + zo, f + fo, k,
+				                              fd, labels[i]);
+				tta_lsum += losses[i];
+				tta_correct += argmax(zb + zo, k) == labels[i];
+			}
+			z = zb, p = pb, f = fb;
 		}
+		if (fn)
+			for (int i = 0; i < n; i++)
+				fn(ctx, idx[i], z + (size_t)i * (size_t)k, p + (size_t)i * (size_t)k,
+				   f + (size_t)i * (size_t)fd, labels[i], losses[i]);
 	}
 	free(idx);
 	free(losses);
-	if (loss)
-		*loss = d->n ? lsum / (double)d->n : 0;
-	return d->n ? (double)correct / (double)d->n : 0;
+	free(zb);
+	free(pb);
+	free(fb);
+	if (d->n) {
+		r.acc = (double)correct / (double)d->n;
+		r.loss = lsum / (double)d->n;
+		if (tta) {
+			r.tta_acc = (double)tta_correct / (double)d->n;
+			r.tta_loss = tta_lsum / (double)d->n;
+		}
+	}
+	return r;
 }
 
 typedef struct {
@@ -148,7 +198,7 @@ void stats_score_epoch(sample_stats *s, nn_model *m, const dataset *d, const aug
 
 	if (!c.w)
 		die(EXIT_USAGE, "model %s has no fc layer", m->arch);
-	eval_pass(m, d, a, batch, x, labels, score_one, &c, NULL);
+	eval_pass(m, d, a, batch, x, labels, 0, score_one, &c);
 	s->score_runs_done++;
 }
 
@@ -174,7 +224,7 @@ void stats_final(sample_stats *s, nn_model *m, const dataset *d, const augment *
 {
 	final_ctx c = { s, m->num_classes };
 
-	eval_pass(m, d, a, batch, x, labels, final_one, &c, NULL);
+	eval_pass(m, d, a, batch, x, labels, 0, final_one, &c);
 }
 
 void stats_write(const sample_stats *s, const dataset *d, long epochs, const char *path)

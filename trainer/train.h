@@ -54,10 +54,14 @@ typedef struct {
 	float mean[3], std[3];
 } augment;
 
-/* Build x[n, c, h, w] from the samples idx[0..n): augmented (train != 0) with randomness
- * from (seed, epoch, sample index), or plain (train == 0). Uses the nn threads. */
+enum {
+	BATCH_PLAIN,             /* the images as they are (evaluation) */
+	BATCH_TRAIN,             /* random crop and flip from (seed, epoch, sample index) */
+	BATCH_MIRROR             /* every image mirrored left-right (test-time augmentation) */
+};
+/* Build x[n, c, h, w] from the samples idx[0..n) as mode says. Uses the nn threads. */
 void make_batch(float *x, int *labels, const dataset *d, const size_t *idx, int n,
-                const augment *a, int train, uint64_t seed, long epoch);
+                const augment *a, int mode, uint64_t seed, long epoch);
 
 /* ---- learning-rate schedules (schedule.c) ---- */
 
@@ -105,12 +109,17 @@ void stats_presented(sample_stats *s, const size_t *idx, const int *labels, cons
 float logit_margin(const float *logits, int k, int label);
 
 /* Eval-mode pass over d (no augmentation); for every sample calls back with its logits,
- * probabilities, pooled features and loss. */
+ * probabilities, pooled features and loss. With tta, every image is also run mirrored
+ * left-right and the callback gets the mean of the two views' logits and features (and
+ * the softmax and loss of those mean logits). */
 typedef void (*eval_fn)(void *ctx, size_t i, const float *logits, const float *probs,
                         const float *feat, int label, float loss);
-/* Returns accuracy; mean loss into *loss if not NULL. */
-double eval_pass(nn_model *m, const dataset *d, const augment *a, int batch, float *x,
-                 int *labels, eval_fn fn, void *ctx, double *loss);
+typedef struct {
+	double acc, loss;        /* single view: accuracy and mean cross-entropy */
+	double tta_acc, tta_loss; /* mean logits of image and mirror image (with tta; else 0) */
+} eval_result;
+eval_result eval_pass(nn_model *m, const dataset *d, const augment *a, int batch, float *x,
+                      int *labels, int tta, eval_fn fn, void *ctx);
 /* Add EL2N and GraNd of model m on every training sample to s (one score run). */
 void stats_score_epoch(sample_stats *s, nn_model *m, const dataset *d, const augment *a,
                        int batch, float *x, int *labels);
