@@ -182,7 +182,15 @@ static void test_steady_state(void)
 	m->no_fold = 1;
 	const float *plain = nn_forward(m, x, n, 0);
 	m->no_fold = 0;
-	CHECK(max_rel_err(fold, plain, (size_t)n * 10, 1e-3) < 1e-4, "eval: folded BN == plain BN");
+	/* normwise: folding BN into the convolutions rounds differently, and a logit near zero
+	 * carries the rounding of the whole sum (elementwise it reached 2.5e-3 with AVX2 kernels) */
+	double big = 0, dev = 0;
+	for (int i = 0; i < n * 10; i++) {
+		big = fmax(big, fabs((double)plain[i]));
+		dev = fmax(dev, fabs((double)fold[i] - (double)plain[i]));
+	}
+	CHECK(dev <= 1e-5 * big, "eval: folded BN == plain BN (max |diff| %.2g of max |logit| %.2g)",
+	      dev, big);
 	free(fold);
 
 	/* resume: model + optimizer state reloaded continue exactly */
