@@ -58,9 +58,12 @@ bin: $(PROGS)
 # Objects depend on the flags they were built with (oneDNN found or not, SAN, WERROR), so
 # a change in them rebuilds everything instead of linking stale objects.
 FLAGS_FILE := $(BUILD)/flags
+# Not under make -n, which must change nothing.
 FLAGS_NOW  := $(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
+ifeq (,$(findstring n,$(firstword -$(MAKEFLAGS))))
 ifneq ($(file <$(FLAGS_FILE)),$(FLAGS_NOW))
 $(shell mkdir -p $(BUILD) && printf '%s' '$(FLAGS_NOW)' >$(FLAGS_FILE))
+endif
 endif
 
 $(BUILD)/%.o: %.c $(wildcard formats/*.h nn/*.h trainer/*.h) $(FLAGS_FILE)
