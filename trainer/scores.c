@@ -1,6 +1,7 @@
 /* cull-train's per-sample training dynamics: forgetting, AUM, EL2N, GraNd, final loss/margin. */
 #include "train.h"
 #include "io.h"
+#include "layers.h"
 #include "record.h"
 
 #include <math.h>
@@ -76,26 +77,6 @@ void stats_presented(sample_stats *s, const size_t *idx, const int *labels, cons
 	}
 }
 
-/* The mean of the plain logits and features (zb, fb) and the mirror view's (z, f), in
- * place; their softmax into pb; returns the cross-entropy of label. */
-static double mean_views(float *zb, float *fb, float *pb, const float *z, const float *f, int k,
-                         int fd, int label)
-{
-	double mx = -INFINITY, sum = 0;
-
-	for (int j = 0; j < k; j++) {
-		zb[j] = 0.5f * (zb[j] + z[j]);
-		mx = zb[j] > mx ? zb[j] : mx;
-	}
-	for (int j = 0; j < fd; j++)
-		fb[j] = 0.5f * (fb[j] + f[j]);
-	for (int j = 0; j < k; j++)
-		sum += exp((double)zb[j] - mx);
-	for (int j = 0; j < k; j++)
-		pb[j] = (float)(exp((double)zb[j] - mx) / sum);
-	return mx + log(sum) - (double)zb[label];
-}
-
 eval_result eval_pass(nn_model *m, const dataset *d, const augment *a, int batch, float *x,
                       int *labels, int tta, eval_fn fn, void *ctx)
 {
@@ -127,13 +108,13 @@ eval_result eval_pass(nn_model *m, const dataset *d, const augment *a, int batch
 			make_batch(x, labels, d, idx, n, a, BATCH_MIRROR, 0, 0);
 			z = nn_forward(m, x, n, 0);
 			f = nn_features(m);
-			for (int i = 0; i < n; i++) {
-				size_t zo = (size_t)i * (size_t)k, fo = (size_t)i * (size_t)fd;
-				losses[i] = (float)mean_views(zb + zo, fb + fo, pb + zo, z + zo, f + fo, k,
-				                              fd, labels[i]);
-				tta_lsum += losses[i];
-				tta_correct += argmax(zb + zo, k) == labels[i];
-			}
+			for (size_t j = 0; j < (size_t)n * (size_t)k; j++)
+				zb[j] = 0.5f * (zb[j] + z[j]);
+			for (size_t j = 0; j < (size_t)n * (size_t)fd; j++)
+				fb[j] = 0.5f * (fb[j] + f[j]);
+			tta_lsum += softmax_xent_forward(pb, losses, zb, labels, n, k, 0.0f) * n;
+			for (int i = 0; i < n; i++)
+				tta_correct += argmax(zb + (size_t)i * (size_t)k, k) == labels[i];
 			z = zb, p = pb, f = fb;
 		}
 		if (fn)
