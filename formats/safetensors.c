@@ -170,6 +170,55 @@ static int skip_value(parser *p, int depth)
 	return 0;
 }
 
+/* The "__metadata__" map: string values are kept, any other value is skipped. */
+static int parse_meta(parser *p, st_file *f)
+{
+	if (expect(p, '{') < 0)
+		return -1;
+	ws(p);
+	if (p->s < p->end && *p->s == '}') {
+		p->s++;
+		return 0;
+	}
+	for (;;) {
+		char *key = str(p);
+		if (!key || expect(p, ':') < 0) {
+			free(key);
+			return -1;
+		}
+		ws(p);
+		if (p->s < p->end && *p->s == '"') {
+			char *v = str(p);
+			if (!v) {
+				free(key);
+				return -1;
+			}
+			f->meta = xreallocarray(f->meta, 2 * (f->nmeta + 1), sizeof *f->meta);
+			f->meta[2 * f->nmeta] = key;
+			f->meta[2 * f->nmeta + 1] = v;
+			f->nmeta++;
+		} else {
+			free(key);
+			if (skip_value(p, 2) < 0)
+				return -1;
+		}
+		ws(p);
+		if (p->s < p->end && *p->s == ',') {
+			p->s++;
+			continue;
+		}
+		return expect(p, '}');
+	}
+}
+
+const char *st_meta_get(const st_file *f, const char *key)
+{
+	for (size_t i = 0; i < f->nmeta; i++)
+		if (strcmp(f->meta[2 * i], key) == 0)
+			return f->meta[2 * i + 1];
+	return NULL;
+}
+
 static int parse_entry(parser *p, st_entry *e)
 {
 	int have_dtype = 0, have_shape = 0, have_off = 0;
@@ -297,7 +346,7 @@ int st_parse(st_file *f, unsigned char *buf, size_t size, char *err, size_t errl
 		}
 		if (strcmp(name, "__metadata__") == 0) {
 			free(name);
-			if (skip_value(&p, 1) < 0)
+			if (parse_meta(&p, f) < 0)
 				return -1;
 		} else {
 			if (f->n == cap)
@@ -360,6 +409,9 @@ void st_free(st_file *f)
 {
 	for (size_t i = 0; i < f->n; i++)
 		free(f->e[i].name);
+	for (size_t i = 0; i < 2 * f->nmeta; i++)
+		free(f->meta[i]);
+	free(f->meta);
 	free(f->e);
 	free(f->buf);
 	memset(f, 0, sizeof(*f));

@@ -31,6 +31,8 @@ typedef struct {
 	size_t data_size;
 	st_entry *e;                /* in header order */
 	size_t n;
+	char **meta;                /* "__metadata__": key, value, key, value, ... */
+	size_t nmeta;
 } st_file;
 
 /* Read and parse a file. On failure returns -1 with a message in err (naming the path). */
@@ -40,6 +42,8 @@ int st_parse(st_file *f, unsigned char *buf, size_t size, char *err, size_t errl
 void st_free(st_file *f);
 
 const st_entry *st_find(const st_file *f, const char *name);
+/* A string value of the "__metadata__" map, or NULL. */
+const char *st_meta_get(const st_file *f, const char *key);
 int64_t st_numel(const st_entry *e);
 const char *st_dtype_name(int dtype);
 size_t st_dtype_size(int dtype);
