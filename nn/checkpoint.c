@@ -77,7 +77,7 @@ fail:
 	return -1;
 }
 
-void nn_save(const nn_model *m, const char *path)
+st_writer *nn_save_writer(const nn_model *m)
 {
 	st_writer *w = st_writer_new();
 	char buf[64];
@@ -97,7 +97,12 @@ void nn_save(const nn_model *m, const char *path)
 		else
 			st_add(w, t->name, ST_F32, t->ndim, t->shape, nn_tensor_data(m, t));
 	}
-	st_write(w, path);
+	return w;
+}
+
+void nn_save(const nn_model *m, const char *path)
+{
+	st_write(nn_save_writer(m), path);
 }
 
 void nn_save_optim(const nn_model *m, const char *path)

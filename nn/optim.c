@@ -3,15 +3,17 @@
 
 #include <math.h>
 
-void nn_sgd_step(nn_model *m, const nn_sgd *o, float lr)
+void nn_sgd_tensors(const nn_tensor *ts, int nt, float *params, const float *grads,
+                    float *momentum, long *steps, const nn_sgd *o, float lr)
 {
-	int first = m->sgd_steps == 0;
+	int first = *steps == 0;
 
-	for (int i = 0; i < m->nt; i++) {
-		const nn_tensor *t = &m->t[i];
+	for (int i = 0; i < nt; i++) {
+		const nn_tensor *t = &ts[i];
 		if (t->kind != NN_PARAM)
 			continue;
-		float *p = m->params + t->off, *g = m->grads + t->off, *buf = m->momentum + t->off;
+		float *p = params + t->off, *buf = momentum + t->off;
+		const float *g = grads + t->off;
 		float wd = o->no_decay_bn && t->ndim == 1 ? 0.0f : o->weight_decay;
 		float l2 = o->decoupled ? 0.0f : wd, shrink = o->decoupled ? 1.0f - lr * wd : 1.0f;
 		for (size_t k = 0; k < t->numel; k++) {
@@ -27,7 +29,12 @@ void nn_sgd_step(nn_model *m, const nn_sgd *o, float lr)
 			p[k] += -lr * d;
 		}
 	}
-	m->sgd_steps++;
+	(*steps)++;
+}
+
+void nn_sgd_step(nn_model *m, const nn_sgd *o, float lr)
+{
+	nn_sgd_tensors(m->t, m->nt, m->params, m->grads, m->momentum, &m->sgd_steps, o, lr);
 	nn_params_changed(m);
 }
 

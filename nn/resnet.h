@@ -105,6 +105,10 @@ typedef struct {
 	int nesterov, decoupled, no_decay_bn;
 } nn_sgd;
 void nn_sgd_step(nn_model *m, const nn_sgd *o, float lr);
+/* The same update on any tensor table (a projection head): the NN_PARAM entries of ts
+ * index params, grads and momentum alike; *steps counts the steps taken. */
+void nn_sgd_tensors(const nn_tensor *ts, int nt, float *params, const float *grads,
+                    float *momentum, long *steps, const nn_sgd *o, float lr);
 
 /* One training step: zero grads, forward, cross-entropy, backward, SGD. Returns the
  * mean loss; per-example losses into `losses` if not NULL. */
@@ -129,6 +133,9 @@ enum { NN_LOAD_IGNORE_EXTRA = 1 };
 int nn_load(nn_model *m, const char *path, int flags, char *err, size_t errlen);
 /* Save F32 params and buffers, I64 num_batches_tracked; metadata arch etc. Dies on I/O. */
 void nn_save(const nn_model *m, const char *path);
+/* The writer nn_save fills (metadata and every tensor), for callers that add more tensors
+ * (a projection head) or metadata before st_write. */
+st_writer *nn_save_writer(const nn_model *m);
 /* Optimizer state for --resume: the momentum buffers ("momentum.<param name>") and the
  * step count ("sgd_steps"), in a separate safetensors file. Load returns 0 or -1 + err. */
 void nn_save_optim(const nn_model *m, const char *path);
