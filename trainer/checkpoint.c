@@ -37,11 +37,11 @@ static void commit(const char *tmp, const char *path)
 	free(copy);
 }
 
-void save_model_atomic(const nn_model *m, const char *path)
+void save_model_atomic(st_writer *w, const char *path)
 {
 	char *tmp = xasprintf("%s.tmp", path);
 
-	nn_save(m, tmp);
+	st_write(w, tmp);
 	commit(tmp, path);
 	free(tmp);
 }
@@ -51,11 +51,11 @@ enum { S_EPOCH, S_STEP, S_GSTEP, S_CORRECT, S_SEEN, S_FP, S_SGD, S_THREADS, S_RU
 enum { F_LOSS, F_ELAPSED, F_COUNT };
 
 void save_state(const char *path, const nn_model *m, const sample_stats *s,
-                const train_state *t)
+                const train_state *t, const ssl_state *ss)
 {
 	char *tmp = xasprintf("%s.tmp", path);
 	st_writer *w = st_writer_new();
-	int64_t iv[S_COUNT], sh[1];
+	int64_t iv[S_COUNT], sh[1], ssl_iv[2];
 	double fv[F_COUNT];
 
 	iv[S_EPOCH] = t->epoch;
@@ -87,10 +87,36 @@ void save_state(const char *path, const nn_model *m, const sample_stats *s,
 	ADD("stats.margin_sum", ST_F64, s->n, s->margin_sum);
 	ADD("stats.el2n", ST_F64, s->n, s->el2n);
 	ADD("stats.grand", ST_F64, s->n, s->grand);
+	if (ss) {
+		const nn_head *h = ss->head;
+		ssl_iv[0] = h->sgd_steps;
+		ssl_iv[1] = ss->queue_fill;
+		ADD("ssl.int", ST_I64, 2, ssl_iv);
+		ADD("head.params", ST_F32, h->nparams, h->params);
+		ADD("head.momentum", ST_F32, h->nparams, h->momentum);
+		ADD("head.buffers", ST_F32, h->nbuffers, h->buffers);
+		ADD("head.counters", ST_I64, h->ncounters, h->counters);
+		ADD("ssl.queue", ST_F32, ss->queue_floats, ss->queue);
+	}
 #undef ADD
 	st_write(w, tmp);
 	commit(tmp, path);
 	free(tmp);
+}
+
+/* Die naming the first option that differs between two config strings. */
+void check_config(const char *path, const char *saved, const char *now)
+{
+	const char *a = saved, *b = now;
+
+	while (*a || *b) {
+		size_t la = strcspn(a, ";"), lb = strcspn(b, ";");
+		if (la != lb || memcmp(a, b, la) != 0)
+			die(EXIT_USAGE, "--resume: %s was written with %.*s, this run has %.*s", path,
+			    (int)la, a, (int)lb, b);
+		a += la + (a[la] == ';');
+		b += lb + (b[lb] == ';');
+	}
 }
 
 /* Copy tensor `name` (dtype dt, count elements) out of f, or die naming the file. */
@@ -121,7 +147,8 @@ static char *get_text(const st_file *f, const char *path, const char *name, size
 	return s;
 }
 
-int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t)
+int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t, ssl_state *ss,
+               const char *config)
 {
 	st_file f;
 	char err[512];
@@ -149,6 +176,7 @@ int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t)
 	free(t->log);
 	t->config = get_text(&f, path, "config", &len);
 	t->log = get_text(&f, path, "log", &t->log_len);
+	check_config(path, t->config, config);
 	if ((size_t)iv[S_N] != s->n)
 		die(EXIT_USAGE, "--resume: %s was written for %lld training samples, this run has %zu",
 		    path, (long long)iv[S_N], s->n);
@@ -163,6 +191,18 @@ int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t)
 	get(&f, path, "stats.margin_sum", ST_F64, s->n, s->margin_sum);
 	get(&f, path, "stats.el2n", ST_F64, s->n, s->el2n);
 	get(&f, path, "stats.grand", ST_F64, s->n, s->grand);
+	if (ss) {
+		nn_head *h = ss->head;
+		int64_t ssl_iv[2];
+		get(&f, path, "ssl.int", ST_I64, 2, ssl_iv);
+		get(&f, path, "head.params", ST_F32, h->nparams, h->params);
+		get(&f, path, "head.momentum", ST_F32, h->nparams, h->momentum);
+		get(&f, path, "head.buffers", ST_F32, h->nbuffers, h->buffers);
+		get(&f, path, "head.counters", ST_I64, (size_t)h->ncounters, h->counters);
+		get(&f, path, "ssl.queue", ST_F32, ss->queue_floats, ss->queue);
+		h->sgd_steps = (long)ssl_iv[0];
+		ss->queue_fill = ssl_iv[1];
+	}
 	m->sgd_steps = (long)iv[S_SGD];
 	s->score_runs_done = (int32_t)iv[S_RUNS];
 	nn_params_changed(m);

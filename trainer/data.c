@@ -23,6 +23,7 @@ typedef struct {
 typedef struct {
 	slot *slots;
 	int channels;
+	int unlabeled_ok;
 } chunk;
 
 #define MAX_WARNINGS 10
@@ -59,11 +60,12 @@ static void decode_one(void *ctx, int i, int tid)
 		snprintf(sl->err, sizeof sl->err, "no image member (jpg, jpeg, png, ppm, pgm)");
 		return;
 	}
-	if (!cm) {
+	if (!cm && !c->unlabeled_ok) {
 		snprintf(sl->err, sizeof sl->err, "no .cls member");
 		return;
 	}
-	if (!wds_parse_cls(cm, &sl->cls) || sl->cls < 0 || sl->cls > 1000000) {
+	sl->cls = -1;
+	if (cm && (!wds_parse_cls(cm, &sl->cls) || sl->cls < 0 || sl->cls > 1000000)) {
 		snprintf(sl->err, sizeof sl->err, ".cls is not a class index");
 		return;
 	}
@@ -129,6 +131,7 @@ void data_load(dataset *d, const char *const *paths, size_t npaths, const load_o
 	wo.check_keys = 1;
 	r = wds_open(paths, npaths, &wo);
 	c.slots = xcalloc(CHUNK, sizeof *c.slots);
+	c.unlabeled_ok = o->unlabeled_ok;
 	if (!d->c)
 		d->c = o->channels;
 	while (rc > 0) {

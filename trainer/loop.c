@@ -10,7 +10,8 @@ long steps_per_epoch(size_t n, int batch)
 	return (long)(n / (size_t)batch) + (n % (size_t)batch >= 2);
 }
 
-static void progress_bar(const trainer *tr, const train_state *t, double t0, long step0)
+void epoch_progress(const trainer *tr, const train_state *t, double t0, long step0,
+                    const char *acc_name)
 {
 	double el = now_seconds() - t0;
 	long done = t->step - step0;
@@ -21,9 +22,9 @@ static void progress_bar(const trainer *tr, const train_state *t, double t0, lon
 	memset(bar, '#', (size_t)fill);
 	memset(bar + fill, '.', (size_t)(30 - fill));
 	bar[30] = '\0';
-	fprintf(stderr, "\rcull-train: epoch %ld/%ld [%s] loss %.4f acc %.4f %.0f img/s   ",
+	fprintf(stderr, "\rcull-train: epoch %ld/%ld [%s] loss %.4f %s %.4f %.0f img/s   ",
 	        t->epoch + 1, tr->epochs, bar, t->seen ? t->loss_sum / (double)t->seen : 0.0,
-	        t->seen ? (double)t->correct / (double)t->seen : 0.0, rate);
+	        acc_name, t->seen ? (double)t->correct / (double)t->seen : 0.0, rate);
 }
 
 int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
@@ -65,7 +66,7 @@ int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
 		t->step++;
 		t->global_step++;
 		if (tr->progress && now_seconds() - last > 0.25) {
-			progress_bar(tr, t, t0, step0);
+			epoch_progress(tr, t, t0, step0, "acc");
 			last = now_seconds();
 		}
 	}

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "resnet.h"
+#include "ssl.h"
 
 /* ---- data cache (data.c) ---- */
 
@@ -27,6 +28,7 @@ typedef struct {
 	int threads;
 	int quiet;
 	const char *what;        /* "training" or "validation", for messages */
+	int unlabeled_ok;        /* a sample without .cls gets label -1 instead of a warning */
 } load_opts;
 
 /* Read shards (npaths 0: standard input) into d; h/w/c of d, when already set, fix the size. */
@@ -62,6 +64,22 @@ enum {
 /* Build x[n, c, h, w] from the samples idx[0..n) as mode says. Uses the nn threads. */
 void make_batch(float *x, int *labels, const dataset *d, const size_t *idx, int n,
                 const augment *a, int mode, uint64_t seed, long epoch);
+
+/* Two-view augmentation for self-supervised training, as torchvision composes SimCLR's:
+ * RandomResizedCrop(size, scale) with aspect ratios in [3/4, 4/3], horizontal flip,
+ * ColorJitter(brightness, contrast, saturation, hue) with probability jitter_prob (its
+ * four parts in a random order), RandomGrayscale(gray_prob), then the augment's mean/std.
+ * Gray images get brightness and contrast only. */
+typedef struct {
+	float scale_min, scale_max;
+	float jitter[4];
+	float jitter_prob, gray_prob;
+	int flip;
+} ssl_augment;
+/* x[2n, c, h, w]: rows 0..n-1 one view of the samples idx[0..n), rows n..2n-1 another,
+ * every draw a function of (seed, epoch, sample, view). Uses the nn threads. */
+void make_views(float *x, const dataset *d, const size_t *idx, int n, const augment *a,
+                const ssl_augment *s, uint64_t seed, long epoch);
 
 /* ---- learning-rate schedules (schedule.c) ---- */
 
@@ -129,6 +147,50 @@ void stats_final(sample_stats *s, nn_model *m, const dataset *d, const augment *
 /* Write one record per training sample to path. */
 void stats_write(const sample_stats *s, const dataset *d, long epochs, const char *path);
 
+/* ---- self-supervised training (ssl.c) ---- */
+
+enum { SSL_NONE, SSL_SIMCLR, SSL_SWAV };
+typedef struct {
+	int method;              /* SSL_* */
+	float temperature;
+	int proj_hidden, proj_dim, prototypes;
+	float sinkhorn_eps;
+	int sinkhorn_iters;
+	int queue_len;           /* SwAV: embeddings of past batches kept per view (0: none) */
+	double queue_start;      /* SwAV: epoch from which the queue fills */
+	double freeze_protos;    /* SwAV: epochs with the prototypes held fixed */
+	ssl_augment aug;
+} ssl_opts;
+
+/* The self-supervised part of the training state (saved with a resume state). */
+typedef struct {
+	nn_head *head;
+	float *queue;            /* SwAV: [2, queue_len, proj_dim], newest first */
+	int64_t queue_fill;      /* rows of each view's queue filled so far */
+	size_t queue_floats;
+	/* work buffers for 2 * batch rows */
+	float *zn, *norms, *dzn, *dz, *prob, *scores, *dscores, *codes;
+} ssl_state;
+
+/* "simclr" or "swav" to SSL_*; 0 for an unknown name. */
+int ssl_method(const char *name);
+const char *ssl_method_name(int method);
+void ssl_state_init(ssl_state *ss, const ssl_opts *so, int feat_dim, int batch, uint64_t seed);
+void ssl_state_free(ssl_state *ss);
+
+/* Eval-mode pooled features of every sample of d, L2-normalised as cull-embed writes
+ * them: out[d->n, feat_dim]. x holds `batch` images. */
+void embed_dataset(float *out, nn_model *m, const dataset *d, const augment *a, int batch,
+                   float *x, int *labels);
+/* Weighted k-NN top-1 accuracy (cosine, exp(sim / t) votes) of the val features against
+ * the train features, for each of the nk values ks; acc[nk]. Labels from the datasets. */
+void knn_accuracy(double *acc, const float *train_f, const dataset *train, const float *val_f,
+                  const dataset *val, int dim, int classes, const int *ks, int nk, float t);
+/* A linear classifier trained on frozen, standardised train features (softmax regression,
+ * SGD, deterministic); returns its top-1 accuracy on the val features. */
+double linear_probe(const float *train_f, const dataset *train, const float *val_f,
+                    const dataset *val, int dim, int classes, uint64_t seed);
+
 /* ---- checkpoints (checkpoint.c) ---- */
 
 /* Everything a resume needs, besides the model state itself. */
@@ -145,14 +207,20 @@ typedef struct {
 	int64_t threads;
 } train_state;
 
-/* Write the model (safetensors, torchvision names) atomically: temp file, fsync, rename. */
-void save_model_atomic(const nn_model *m, const char *path);
-/* Write model + optimizer + statistics + state to path atomically. */
+/* Write a model file atomically (temp file, fsync, rename): w from nn_save_writer, with
+ * whatever the caller added (metadata, a projection head). Frees w. */
+void save_model_atomic(st_writer *w, const char *path);
+/* Write model + optimizer + statistics + state (+ the self-supervised state when ss is
+ * not NULL) to path atomically. */
 void save_state(const char *path, const nn_model *m, const sample_stats *s,
-                const train_state *t);
-/* Load a state written by save_state into m, s and t (s sized for the data). Returns 0,
- * 1 when the file does not exist; dies on a bad file. */
-int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t);
+                const train_state *t, const ssl_state *ss);
+/* Load a state written by save_state into m, s, t and ss (s sized for the data, ss set up
+ * like the saved one or NULL), after checking that it was written with `config` (see
+ * check_config). Returns 0, 1 when the file does not exist; dies on a bad file. */
+int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t, ssl_state *ss,
+               const char *config);
+/* Die (usage) naming the first option that differs between two "k=v;k=v" config strings. */
+void check_config(const char *path, const char *saved, const char *now);
 
 /* ---- the training loop (loop.c) ---- */
 
@@ -176,9 +244,17 @@ typedef struct {
 /* Steps per epoch: the last partial batch is dropped only when it would hold one sample
  * (batch norm needs two). */
 long steps_per_epoch(size_t n, int batch);
+/* The progress line of an epoch on standard error (acc_name: what t->correct counts). */
+void epoch_progress(const trainer *tr, const train_state *t, double t0, long step0,
+                    const char *acc_name);
 /* Run steps t->step .. end of epoch t->epoch with data seed `seed`, updating t's counters
  * and s (if not NULL). Returns 1 when the epoch finished, 0 when *stop was set first. */
 int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
                 volatile int *stop);
+/* One epoch of self-supervised steps (ssl.c; labels unused), like train_epoch; t->correct
+ * counts rows whose other view is their best match (SimCLR) or whose predicted prototype
+ * is the one their other view was assigned to (SwAV). tr->x holds 2 * batch images. */
+int ssl_epoch(trainer *tr, train_state *t, ssl_state *ss, const ssl_opts *so, uint64_t seed,
+              volatile int *stop);
 
 #endif
