@@ -45,6 +45,7 @@ TEST_TOOLS  = $(patsubst tests/tools/%.c,$(BIN)/tools/%,$(wildcard tests/tools/*
 MAN1        = $(wildcard man/*.1)
 MAN5        = $(wildcard man/*.5)
 MAN7        = $(wildcard man/*.7)
+MODELS      = $(wildcard models/*.safetensors)
 
 LIBFORMATS = $(BUILD)/libcullformats.a
 LIBNN      = $(BUILD)/libcullnn.a
@@ -83,6 +84,9 @@ $(LIBNN): $(patsubst %.c,$(BUILD)/%.o,$(NN_SRC))
 
 LIBS = $(LIBNN) $(LIBFORMATS)
 
+# cull-embed looks for the shipped encoder here when it is not beside the program.
+$(BUILD)/filters/embed.o: CFLAGS += -DCULL_MODELDIR='"$(PREFIX)/share/cull/models"'
+
 $(BIN)/cull-%: $(BUILD)/filters/%.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
@@ -114,6 +118,8 @@ install: all
 	install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 $(MAN7) $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -d $(DESTDIR)$(PREFIX)/share/cull/models
+	install -m 644 $(MODELS) $(DESTDIR)$(PREFIX)/share/cull/models/
 
 deps:
 	@scripts/deps

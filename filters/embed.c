@@ -6,6 +6,7 @@
 #include "record.h"
 #include "resnet.h"
 #include "safetensors.h"
+#include "ssl.h"
 #include "wds.h"
 
 #include <getopt.h>
@@ -15,19 +16,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_MODEL "cifar10-simclr-r18w025.safetensors"
+#ifndef CULL_MODELDIR
+#define CULL_MODELDIR "/usr/local/share/cull/models"
+#endif
 
 static const char usage[] =
-	"usage: cull-embed --model FILE [options] [SHARD...]\n"
+	"usage: cull-embed [--model FILE] [options] [SHARD...]\n"
 	"Decode the images of WebDataset shards (standard input when none or '-'), run a\n"
 	"ResNet encoder and write one record per sample: key, emb (float32), cls.\n"
-	"  --model FILE       encoder weights (safetensors, torchvision names)\n"
+	"  --model FILE       encoder weights (safetensors, torchvision names); default: the\n"
+	"                     shipped encoder, " DEFAULT_MODEL "\n"
+	"                     (self-supervised on CIFAR-10; for small natural images)\n"
 	"  --arch NAME        architecture (default: inferred from the tensor shapes):\n"
 	"                     resnet18 resnet34 resnet50 resnet18-cifar resnet20 resnet32 resnet56\n"
-	"  --resize S         resize the shorter side to S (default 256 for ImageNet models,\n"
-	"                     none for CIFAR models); 0 = no resize\n"
-	"  --crop C           center crop C x C (default 224 for ImageNet models, none for CIFAR)\n"
-	"  --mean M,M,M       normalisation mean (default ImageNet 0.485,0.456,0.406)\n"
-	"  --std S,S,S        normalisation std (default ImageNet 0.229,0.224,0.225)\n"
+	"  --resize S         resize the shorter side to S (default: the training size a\n"
+	"                     cull-train model records, else 256 for ImageNet models and none\n"
+	"                     for CIFAR models); 0 = no resize\n"
+	"  --crop C           center crop C x C (default: as --resize, 224 for ImageNet models)\n"
+	"  --mean M,M,M       normalisation mean (default: the one a cull-train model records,\n"
+	"                     else ImageNet's 0.485,0.456,0.406)\n"
+	"  --std S,S,S        normalisation std (default: as --mean; ImageNet 0.229,0.224,0.225)\n"
 	"  --exact            decode JPEGs at full size, as PIL does (default: DCT scaling to\n"
 	"                     1/2, 1/4 or 1/8 while the shorter side stays >= the resize)\n"
 	"  --image-field LIST member fields that hold the image (default jpg,jpeg,png,ppm,pgm)\n"
@@ -206,22 +217,83 @@ static void pool_stop(pool *p)
 
 /* ---- model ---- */
 
-/* The architecture, input channels and width of a torchvision-named state dict
- * (--arch, when given, names the architecture; channels and width still come from conv1). */
-static void infer_arch(const char *path, const char *want, char *arch, size_t archlen,
-                       int *in_ch, double *width)
+/* The shipped encoder: in $CULL_MODELS, beside an installed binary
+ * (PREFIX/bin/../share/cull/models), in the source tree of a built one
+ * (build/rel/bin/../../../models), or in the configured data directory. */
+static char *default_model(void)
+{
+	char exe[4096], *dir, *p;
+	const char *env = getenv("CULL_MODELS");
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	struct stat sb;
+	char *cand[4] = { NULL, NULL, NULL, NULL };
+	char *found = NULL;
+
+	if (env && *env)
+		cand[0] = xasprintf("%s/%s", env, DEFAULT_MODEL);
+	if (n > 0) {
+		exe[n] = '\0';
+		dir = exe;
+		if ((p = strrchr(dir, '/')))
+			*p = '\0';
+		cand[1] = xasprintf("%s/../share/cull/models/%s", dir, DEFAULT_MODEL);
+		cand[2] = xasprintf("%s/../../../models/%s", dir, DEFAULT_MODEL);
+	}
+	cand[3] = xasprintf("%s/%s", CULL_MODELDIR, DEFAULT_MODEL);
+	for (int i = 0; i < 4; i++) {
+		if (!found && cand[i] && stat(cand[i], &sb) == 0 && S_ISREG(sb.st_mode))
+			found = cand[i];
+		else
+			free(cand[i]);
+	}
+	if (!found)
+		die(EXIT_USAGE, "no --model given and the default encoder %s is not in $CULL_MODELS, "
+		    "beside the program or in %s; give --model FILE", DEFAULT_MODEL, CULL_MODELDIR);
+	return found;
+}
+
+/* What a model file says about itself: the architecture, input channels and width of a
+ * torchvision-named state dict (--arch, when given, names the architecture; channels and
+ * width still come from conv1), and the normalisation and image size cull-train records. */
+typedef struct {
+	char arch[32];
+	int in_ch, image_size;
+	double width;
+	float mean[3], std[3];
+	int have_mean, have_std;
+} model_info;
+
+static int meta_floats3(const st_file *f, const char *key, float *v)
+{
+	const char *s = st_meta_get(f, key);
+
+	return s && sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3;
+}
+
+static void model_info_read(model_info *mi, const char *path, const char *want)
 {
 	st_file f;
 	char err[512];
+	const char *sz;
+	int w, h;
 
+	memset(mi, 0, sizeof *mi);
 	if (st_load(&f, path, err, sizeof err) != 0)
 		die(EXIT_DATA, "%s", err);
 	/* with --arch the shapes need not fit a known model: conv1 still gives the rest */
-	if (nn_infer_arch(&f, arch, archlen, in_ch, width, err, sizeof err) != 0 &&
-	    (!want || !*in_ch))
-		die(*in_ch ? EXIT_USAGE : EXIT_DATA, "%s: %s", path, err);
+	if (nn_infer_arch(&f, mi->arch, sizeof mi->arch, &mi->in_ch, &mi->width, err,
+	                  sizeof err) != 0 && (!want || !mi->in_ch))
+		die(mi->in_ch ? EXIT_USAGE : EXIT_DATA, "%s: %s", path, err);
 	if (want)
-		snprintf(arch, archlen, "%s", want);
+		snprintf(mi->arch, sizeof mi->arch, "%s", want);
+	mi->have_mean = meta_floats3(&f, "mean", mi->mean);
+	mi->have_std = meta_floats3(&f, "std", mi->std);
+	for (int c = 0; c < 3; c++)
+		if (mi->have_std && !(mi->std[c] > 0))
+			mi->have_std = 0;
+	sz = st_meta_get(&f, "image_size");
+	if (sz && sscanf(sz, "%dx%d", &w, &h) == 2 && w == h && w > 0 && w <= 4096)
+		mi->image_size = w;
 	st_free(&f);
 }
 
@@ -331,7 +403,7 @@ static void parse_options(options *o, int argc, char **argv)
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
 		case O_VERSION: printf("cull-embed %s\nnn: %s\n", CULL_VERSION, nn_backend()); xfclose(stdout, "<stdout>"); exit(0);
 		default:
-			fprintf(stderr, "usage: cull-embed --model FILE [options] [SHARD...]; "
+			fprintf(stderr, "usage: cull-embed [--model FILE] [options] [SHARD...]; "
 			        "see cull-embed --help\n");
 			exit(EXIT_USAGE);
 		}
@@ -340,9 +412,6 @@ static void parse_options(options *o, int argc, char **argv)
 		for (c = 0; c < 3; c++)
 			if (!(o->std[c] > 0))
 				die(EXIT_USAGE, "--std: values must be positive");
-	if (!o->model)
-		die(EXIT_USAGE, "--model FILE is required: no default encoder ships yet (see "
-		    "cull-embed(1) for how to use a torchvision or SwAV ResNet checkpoint)");
 	if (!o->threads)
 		o->threads = default_threads();
 }
@@ -392,9 +461,10 @@ static void progress(const stats *st, const wds_reader *r, int final)
 int main(int argc, char **argv)
 {
 	options o;
-	char arch[32], err[512];
+	char err[512], *model_path;
 	int in_ch, i, k, cur = 0, dim, show, imagenet, broken = 0, code;
-	double width;
+	const char *arch;
+	model_info mi;
 	nn_model *m;
 	pool p = { 0 };
 	batch b[2];
@@ -403,18 +473,23 @@ int main(int argc, char **argv)
 	rec_writer *w;
 	record rec;
 	stats st = { 0 };
-	float *emb;
+	float *emb, norm;
 	size_t plane;
 	struct stat sb;
 
 	nn_exec_passive(argv);
 	cull_init(argv[0]);
 	parse_options(&o, argc, argv);
-	infer_arch(o.model, o.arch, arch, sizeof arch, &in_ch, &width);
-	m = nn_create(arch, in_ch, width, 0, 0);
+	model_path = o.model ? xstrdup(o.model) : default_model();
+	if (!o.model && !o.quiet)
+		note("no --model: using the default encoder %s", model_path);
+	model_info_read(&mi, model_path, o.arch);
+	arch = mi.arch;
+	in_ch = mi.in_ch;
+	m = nn_create(arch, in_ch, mi.width, 0, 0);
 	if (!m)
 		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
-	if (nn_load(m, o.model, NN_LOAD_IGNORE_EXTRA, err, sizeof err) != 0)
+	if (nn_load(m, model_path, NN_LOAD_IGNORE_EXTRA, err, sizeof err) != 0)
 		die(EXIT_DATA, "%s", err);
 	nn_set_threads(o.threads);
 	if (o.bf16) {
@@ -426,10 +501,19 @@ int main(int argc, char **argv)
 	}
 	imagenet = strcmp(arch, "resnet18") == 0 || strcmp(arch, "resnet34") == 0 ||
 	           strcmp(arch, "resnet50") == 0;
+	/* a size the model file records (cull-train's) wins over the architecture's habit */
 	if (o.resize < 0)
-		o.resize = imagenet ? 256 : 0;
+		o.resize = mi.image_size ? mi.image_size : imagenet ? 256 : 0;
 	if (o.crop < 0)
-		o.crop = imagenet ? 224 : 0;
+		o.crop = mi.image_size ? mi.image_size : imagenet ? 224 : 0;
+	if (!o.have_mean && mi.have_mean) {
+		memcpy(o.mean, mi.mean, sizeof o.mean);
+		o.have_mean = 1;
+	}
+	if (!o.have_std && mi.have_std) {
+		memcpy(o.std, mi.std, sizeof o.std);
+		o.have_std = 1;
+	}
 	if (!o.have_mean) {
 		const float im[3] = { 0.485f, 0.456f, 0.406f };
 		memcpy(o.mean, im, sizeof im);
@@ -537,15 +621,8 @@ int main(int argc, char **argv)
 			}
 			memcpy(emb, out + (size_t)k * (size_t)dim, (size_t)dim * sizeof *emb);
 			k++;
-			if (o.normalize) {
-				double ss = 0;
-				int j;
-				for (j = 0; j < dim; j++)
-					ss += (double)emb[j] * emb[j];
-				ss = ss > 0 ? 1.0 / sqrt(ss) : 0;
-				for (j = 0; j < dim; j++)
-					emb[j] = (float)(emb[j] * ss);
-			}
+			if (o.normalize)
+				l2norm_forward(emb, &norm, emb, 1, dim);
 			rec_clear(&rec);
 			rec_set_str(&rec, "key", sl->s.key);
 			cls = wds_find(&sl->s, "cls");
@@ -612,6 +689,7 @@ int main(int argc, char **argv)
 	wds_close(r);
 	rec_free(&rec);
 	free(emb);
+	free(model_path);
 	nn_free(m);
 	return 0;
 }

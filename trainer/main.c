@@ -533,14 +533,15 @@ static const char *tta_text(const eval_result *r)
 
 /* The model of an --eval-only file: a classifier (its fc decides the classes) or, with
  * encoder set, the network up to the pooled features (any fc is ignored). The mean and
- * std the file records (cull-train writes them) are used unless given. */
+ * std the file records (cull-train writes them) are used unless given; for an encoder
+ * also the image size, unless --size is given (as cull-embed does). */
 static nn_model *model_from_file(options *o, const char *path, const char *want, int encoder)
 {
 	st_file f;
 	char err[512], arch[32];
 	const st_entry *c1, *fc;
 	const char *ms;
-	int in_ch;
+	int in_ch, w, h;
 	double width;
 	nn_model *m;
 
@@ -562,6 +563,9 @@ static nn_model *model_from_file(options *o, const char *path, const char *want,
 	    sscanf(ms, "%f,%f,%f", &o->std[0], &o->std[1], &o->std[2]) == 3 && o->std[0] > 0 &&
 	    o->std[1] > 0 && o->std[2] > 0)
 		o->have_std = 1;
+	if (encoder && !o->size && (ms = st_meta_get(&f, "image_size")) &&
+	    sscanf(ms, "%dx%d", &w, &h) == 2 && w == h && w > 0 && w <= 4096)
+		o->size = w;       /* as cull-embed resizes for a model that records its size */
 	m = nn_create(arch, in_ch, width, encoder ? 0 : (int)fc->shape[0], 0);
 	st_free(&f);
 	if (!m)
