@@ -86,7 +86,8 @@ static const char usage[] =
 	"  --model FILE        weights to evaluate\n"
 	"  --predictions FILE  per-sample records: key cls pred prob loss margin\n"
 	"  --knn-eval          k-NN top-1 of --val against SHARD... for an encoder (any\n"
-	"                      ResNet; --size and --channels convert the images)\n"
+	"                      ResNet; images take its channels, and the size it records\n"
+	"                      or --size)\n"
 	"Other:\n"
 	"  --seed S            random seed (default 0)\n"
 	"  --threads T         threads (default: CPUs)\n"
@@ -106,6 +107,7 @@ typedef struct {
 	schedule sched;
 	ssl_opts ssl;
 	const char *ssl_only;    /* the first self-supervised option given */
+	const char *swav_only;   /* the first SwAV option given */
 	int knn, probe, nknn;
 	int knn_k[8];
 	float knn_t;
@@ -194,8 +196,8 @@ static void check_ssl_options(options *o)
 		die(EXIT_USAGE, "--classes: an --ssl model has no classifier");
 	if ((o->knn || o->probe) && !o->nval)
 		die(EXIT_USAGE, "--knn-eval and --linear-probe evaluate on --val SHARD: give one");
-	if (o->ssl.method == SSL_SIMCLR && (o->ssl.queue_len || o->ssl.prototypes != 300))
-		die(EXIT_USAGE, "--queue and --prototypes are options of --ssl swav");
+	if (o->ssl.method == SSL_SIMCLR && o->swav_only)
+		die(EXIT_USAGE, "%s is an option of --ssl swav", o->swav_only);
 	if (o->ssl.temperature == 0)
 		o->ssl.temperature = o->ssl.method == SSL_SIMCLR ? 0.5f : 0.1f;
 	o->ssl.aug.flip = o->flip;
@@ -355,22 +357,32 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_PROTO:
 			o->ssl.prototypes = (int)parse_int("--prototypes", optarg, 2, 1 << 20);
 			ssl_opt(o, "--prototypes");
+			if (!o->swav_only)
+				o->swav_only = "--prototypes";
 			break;
 		case O_QUEUE:
 			o->ssl.queue_len = (int)parse_int("--queue", optarg, 0, 1 << 20);
 			ssl_opt(o, "--queue");
+			if (!o->swav_only)
+				o->swav_only = "--queue";
 			break;
 		case O_QSTART:
 			o->ssl.queue_start = parse_double("--queue-start", optarg, 0, 1 << 20);
 			ssl_opt(o, "--queue-start");
+			if (!o->swav_only)
+				o->swav_only = "--queue-start";
 			break;
 		case O_FREEZE:
 			o->ssl.freeze_protos = parse_double("--freeze-prototypes", optarg, 0, 1 << 20);
 			ssl_opt(o, "--freeze-prototypes");
+			if (!o->swav_only)
+				o->swav_only = "--freeze-prototypes";
 			break;
 		case O_SKEPS:
 			o->ssl.sinkhorn_eps = (float)parse_double("--sinkhorn-eps", optarg, 1e-3, 10);
 			ssl_opt(o, "--sinkhorn-eps");
+			if (!o->swav_only)
+				o->swav_only = "--sinkhorn-eps";
 			break;
 		case O_CSCALE: parse_crop_scale(&o->ssl.aug, optarg); ssl_opt(o, "--crop-scale"); break;
 		case O_JITTER: parse_jitter(&o->ssl.aug, optarg); ssl_opt(o, "--jitter"); break;
