@@ -127,6 +127,13 @@ static void ssl_opt(options *o, const char *name)
 		o->ssl_only = name;
 }
 
+static void swav_opt(options *o, const char *name)
+{
+	ssl_opt(o, name);
+	if (!o->swav_only)
+		o->swav_only = name;
+}
+
 static void parse_crop_scale(ssl_augment *a, const char *s)
 {
 	char *e;
@@ -356,33 +363,23 @@ static void parse_options(options *o, int argc, char **argv)
 			break;
 		case O_PROTO:
 			o->ssl.prototypes = (int)parse_int("--prototypes", optarg, 2, 1 << 20);
-			ssl_opt(o, "--prototypes");
-			if (!o->swav_only)
-				o->swav_only = "--prototypes";
+			swav_opt(o, "--prototypes");
 			break;
 		case O_QUEUE:
 			o->ssl.queue_len = (int)parse_int("--queue", optarg, 0, 1 << 20);
-			ssl_opt(o, "--queue");
-			if (!o->swav_only)
-				o->swav_only = "--queue";
+			swav_opt(o, "--queue");
 			break;
 		case O_QSTART:
 			o->ssl.queue_start = parse_double("--queue-start", optarg, 0, 1 << 20);
-			ssl_opt(o, "--queue-start");
-			if (!o->swav_only)
-				o->swav_only = "--queue-start";
+			swav_opt(o, "--queue-start");
 			break;
 		case O_FREEZE:
 			o->ssl.freeze_protos = parse_double("--freeze-prototypes", optarg, 0, 1 << 20);
-			ssl_opt(o, "--freeze-prototypes");
-			if (!o->swav_only)
-				o->swav_only = "--freeze-prototypes";
+			swav_opt(o, "--freeze-prototypes");
 			break;
 		case O_SKEPS:
 			o->ssl.sinkhorn_eps = (float)parse_double("--sinkhorn-eps", optarg, 1e-3, 10);
-			ssl_opt(o, "--sinkhorn-eps");
-			if (!o->swav_only)
-				o->swav_only = "--sinkhorn-eps";
+			swav_opt(o, "--sinkhorn-eps");
 			break;
 		case O_CSCALE: parse_crop_scale(&o->ssl.aug, optarg); ssl_opt(o, "--crop-scale"); break;
 		case O_JITTER: parse_jitter(&o->ssl.aug, optarg); ssl_opt(o, "--jitter"); break;
