@@ -12,7 +12,6 @@
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -90,9 +89,9 @@ typedef struct {
 	pthread_mutex_t mu;
 	pthread_cond_t work, done;
 	batch *job;
-	atomic_int next;
+	int next, end;          /* slots next..end-1 of job are still to claim */
 	int pending;            /* slots not yet finished */
-	int generation, quit;
+	int quit;
 	int nthreads;
 	pthread_t *tid;
 	/* what decoding needs */
@@ -141,32 +140,30 @@ static void decode_slot(pool *p, batch *b, int i)
 	image_free(&img);
 }
 
+/* A slot is claimed under the mutex together with the batch it belongs to, so a worker
+ * finishing one batch can never take a slot of the next one as its own. */
 static void *worker(void *arg)
 {
 	pool *p = arg;
-	int gen = 0, i, left;
 	batch *b;
+	int i;
 
+	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		while (!p->quit && p->generation == gen)
+		while (!p->quit && p->next >= p->end)
 			pthread_cond_wait(&p->work, &p->mu);
-		if (p->quit) {
-			pthread_mutex_unlock(&p->mu);
-			return NULL;
-		}
-		gen = p->generation;
+		if (p->quit)
+			break;
+		i = p->next++;
 		b = p->job;
 		pthread_mutex_unlock(&p->mu);
-		while ((i = atomic_fetch_add(&p->next, 1)) < b->n) {
-			decode_slot(p, b, i);
-			pthread_mutex_lock(&p->mu);
-			left = --p->pending;
-			if (left == 0)
-				pthread_cond_signal(&p->done);
-			pthread_mutex_unlock(&p->mu);
-		}
+		decode_slot(p, b, i);
+		pthread_mutex_lock(&p->mu);
+		if (--p->pending == 0)
+			pthread_cond_signal(&p->done);
 	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
 }
 
 static void pool_start(pool *p, int nthreads)
@@ -187,9 +184,9 @@ static void pool_submit(pool *p, batch *b)
 {
 	pthread_mutex_lock(&p->mu);
 	p->job = b;
-	atomic_store(&p->next, 0);
+	p->next = 0;
+	p->end = b->n;
 	p->pending = b->n;
-	p->generation++;
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->mu);
 }
