@@ -276,7 +276,7 @@ static void model_info_read(model_info *mi, const char *path, const char *want)
 
 	memset(mi, 0, sizeof *mi);
 	if (st_load(&f, path, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
+		die(access(path, R_OK) == 0 ? EXIT_DATA : EXIT_IO, "%s", err);
 	/* with --arch the shapes need not fit a known model: conv1 still gives the rest */
 	if (nn_infer_arch(&f, mi->arch, sizeof mi->arch, &mi->in_ch, &mi->width, err,
 	                  sizeof err) != 0 && (!want || !mi->in_ch))

@@ -111,7 +111,8 @@ static void put_str(buf *b, const char *p, size_t n)
 		}
 		}
 	}
-	put(b, p + run, n - run);
+	if (run < n)
+		put(b, p + run, n - run);
 	putc_(b, '"');
 }
 
@@ -145,8 +146,13 @@ static void put_bin(buf *b, const unsigned char *p, size_t n)
 	putc_(b, '}');
 }
 
-/* A msgpack value (from an array, map or ext field) as JSON. */
-static void put_object(buf *b, const msgpack_object *o)
+/* Non-string map keys become JSON text inside JSON text, each level escaped again: more
+ * than this many levels would let a small record grow exponentially. */
+#define MAX_KEY_NESTING 4
+
+/* A msgpack value (from an array, map or ext field) as JSON, inside `keys` non-string map
+ * keys. Returns 0, or -1 when keys nest deeper than MAX_KEY_NESTING. */
+static int put_object(buf *b, const msgpack_object *o, int keys)
 {
 	uint32_t i;
 
@@ -175,7 +181,8 @@ static void put_object(buf *b, const msgpack_object *o)
 		for (i = 0; i < o->via.array.size; i++) {
 			if (i)
 				putc_(b, ',');
-			put_object(b, &o->via.array.ptr[i]);
+			if (put_object(b, &o->via.array.ptr[i], keys) < 0)
+				return -1;
 		}
 		putc_(b, ']');
 		break;
@@ -191,16 +198,21 @@ static void put_object(buf *b, const msgpack_object *o)
 			} else {   /* JSON keys are strings: a non-string key becomes its JSON text */
 				buf kb = { 0 };
 
-				put_object(&kb, k);
+				if (keys == MAX_KEY_NESTING || put_object(&kb, k, keys + 1) < 0) {
+					free(kb.p);
+					return -1;
+				}
 				put_str(b, kb.p, kb.n);
 				free(kb.p);
 			}
 			putc_(b, ':');
-			put_object(b, &o->via.map.ptr[i].val);
+			if (put_object(b, &o->via.map.ptr[i].val, keys) < 0)
+				return -1;
 		}
 		putc_(b, '}');
 		break;
 	}
+	return 0;
 }
 
 /* The embedding (n little-endian float32) as an array of %.9g numbers: exact for float32. */
@@ -224,16 +236,49 @@ static void put_emb(buf *b, const unsigned char *p, size_t n)
 	putc_(b, ']');
 }
 
-static void put_raw(buf *b, const unsigned char *p, size_t n, const char *src, const char *field)
+static void put_raw(buf *b, const unsigned char *p, size_t n, const char *src, const char *key,
+                    const char *field)
 {
 	msgpack_unpacked u;
 	size_t off = 0;
 
 	msgpack_unpacked_init(&u);
 	if (msgpack_unpack_next(&u, (const char *)p, n, &off) != MSGPACK_UNPACK_SUCCESS || off != n)
-		die(EXIT_DATA, "%s: field '%s' holds malformed msgpack", src, field);
-	put_object(b, &u.data);
+		die(EXIT_DATA, "%s: key '%s': field '%s' holds malformed msgpack", src, key, field);
+	if (put_object(b, &u.data, 0) < 0)
+		die(EXIT_DATA, "%s: key '%s': field '%s': map keys that are not strings nest more "
+		    "than %d deep", src, key, field, MAX_KEY_NESTING);
 	msgpack_unpacked_destroy(&u);
+}
+
+/* One record as a line of JSON into b (emptied first). */
+static void put_record(buf *b, const record *r, const char *src)
+{
+	b->n = 0;
+	putc_(b, '{');
+	for (size_t i = 0; i < r->n; i++) {
+		const rec_field *f = &r->f[i];
+
+		if (i)
+			putc_(b, ',');
+		put_str(b, f->name, strlen(f->name));
+		putc_(b, ':');
+		switch (f->type) {
+		case RV_NIL: put(b, "null", 4); break;
+		case RV_BOOL: f->i ? put(b, "true", 4) : put(b, "false", 5); break;
+		case RV_INT: put_int(b, (long long)f->i); break;
+		case RV_FLOAT: put_float(b, f->f, f->f32); break;
+		case RV_STR: put_str(b, (const char *)f->p, f->len); break;
+		case RV_BIN:
+			if (strcmp(f->name, "emb") == 0 && f->len % 4 == 0)
+				put_emb(b, f->p, f->len / 4);
+			else
+				put_bin(b, f->p, f->len);
+			break;
+		case RV_RAW: put_raw(b, f->p, f->len, src, rec_key(r), f->name); break;
+		}
+	}
+	put(b, "}\n", 2);
 }
 
 static void to_json(const char *path)
@@ -244,31 +289,7 @@ static void to_json(const char *path)
 
 	rec_init(&r);
 	while (rec_next(rd, &r)) {
-		b.n = 0;
-		putc_(&b, '{');
-		for (size_t i = 0; i < r.n; i++) {
-			const rec_field *f = &r.f[i];
-
-			if (i)
-				putc_(&b, ',');
-			put_str(&b, f->name, strlen(f->name));
-			putc_(&b, ':');
-			switch (f->type) {
-			case RV_NIL: put(&b, "null", 4); break;
-			case RV_BOOL: f->i ? put(&b, "true", 4) : put(&b, "false", 5); break;
-			case RV_INT: put_int(&b, (long long)f->i); break;
-			case RV_FLOAT: put_float(&b, f->f, f->f32); break;
-			case RV_STR: put_str(&b, (const char *)f->p, f->len); break;
-			case RV_BIN:
-				if (strcmp(f->name, "emb") == 0 && f->len % 4 == 0)
-					put_emb(&b, f->p, f->len / 4);
-				else
-					put_bin(&b, f->p, f->len);
-				break;
-			case RV_RAW: put_raw(&b, f->p, f->len, rec_source(rd), f->name); break;
-			}
-		}
-		put(&b, "}\n", 2);
+		put_record(&b, &r, rec_source(rd));
 		xfwrite(b.p, b.n, stdout, "<stdout>");
 	}
 	rec_free(&r);
@@ -832,11 +853,44 @@ static void set_field(const jparser *j, record *r, const char *name, const jv *v
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* The line j holds as record r: 1, or 0 for a blank line. v holds the parse tree while
+ * the fields are set, and is freed before returning. */
+static int line_to_record(jparser *j, record *r, jv *v)
+{
+	size_t i;
+
+	skip_ws(j);
+	if (j->p == j->end)
+		return 0;
+	if (*j->p != '{')
+		jerr(j, j->p, "expected a JSON object (one record per line)");
+	parse_value(j, v, 0);
+	skip_ws(j);
+	if (j->p != j->end)
+		jerr(j, j->p, "text after the record's closing '}'");
+	rec_clear(r);
+	for (i = 0; i < v->n; i++) {
+		const char *name = v->keys[i];
+
+		if (strlen(name) != v->klens[i])
+			jerr(j, v->kids[i].at, "a field name contains a NUL character");
+		if (v->klens[i] > 255)
+			jerr(j, v->kids[i].at, "field name longer than 255 bytes");
+		if (rec_get(r, name))
+			jerr(j, v->kids[i].at, "field '%s' appears twice", name);
+		set_field(j, r, name, &v->kids[i]);
+	}
+	if (!rec_key(r))
+		jerr(j, v->at, "the record has no string field \"key\"");
+	jv_free(v);
+	return 1;
+}
+
 static void from_json(const char *path, rec_writer *w)
 {
 	FILE *f = xfopen(path, "rb");
 	char *line = NULL;
-	size_t cap = 0, i;
+	size_t cap = 0;
 	ssize_t n;
 	jparser j = { .name = io_name(path, 0) };
 	record r;
@@ -847,31 +901,8 @@ static void from_json(const char *path, rec_writer *w)
 		j.line++;
 		j.start = j.p = line;
 		j.end = line + n;
-		skip_ws(&j);
-		if (j.p == j.end)
-			continue;   /* blank line */
-		if (*j.p != '{')
-			jerr(&j, j.p, "expected a JSON object (one record per line)");
-		parse_value(&j, &v, 0);
-		skip_ws(&j);
-		if (j.p != j.end)
-			jerr(&j, j.p, "text after the record's closing '}'");
-		rec_clear(&r);
-		for (i = 0; i < v.n; i++) {
-			const char *name = v.keys[i];
-
-			if (strlen(name) != v.klens[i])
-				jerr(&j, v.kids[i].at, "a field name contains a NUL character");
-			if (v.klens[i] > 255)
-				jerr(&j, v.kids[i].at, "field name longer than 255 bytes");
-			if (rec_get(&r, name))
-				jerr(&j, v.kids[i].at, "field '%s' appears twice", name);
-			set_field(&j, &r, name, &v.kids[i]);
-		}
-		if (!rec_key(&r))
-			jerr(&j, v.at, "the record has no string field \"key\"");
-		rec_write(w, &r);
-		jv_free(&v);
+		if (line_to_record(&j, &r, &v))
+			rec_write(w, &r);
 	}
 	if (ferror(f))
 		die(EXIT_IO, "%s: read error: %s", j.name, strerror(errno));

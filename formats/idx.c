@@ -61,8 +61,11 @@ void idx_load(idx_file *f, const char *path)
 	}
 	f->item_size = (size_t)total;
 	f->count = f->dims[0];
+	if (f->count && total > ((uint64_t)1 << 46) / f->count)
+		FAIL("%s: IDX header: %u items of %llu bytes is too large", f->name, f->dims[0],
+		    (unsigned long long)total);
 	total *= f->count;
-	if (total > (uint64_t)1 << 46 || total > SIZE_MAX / 2)
+	if (total > SIZE_MAX / 2)
 		FAIL("%s: IDX header: %llu bytes of data is too large", f->name,
 		    (unsigned long long)total);
 	/* grow as the data arrives, so a lying header cannot make us allocate it all */

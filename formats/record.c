@@ -65,7 +65,8 @@ int rec_get_int(const record *r, const char *name, int64_t *v)
 		return 1;
 	}
 	/* a float that holds an integer exactly (e.g. from JSON tools) counts too */
-	if (f->type == RV_FLOAT && f->f == (double)(int64_t)f->f) {
+	if (f->type == RV_FLOAT && f->f >= -0x1p63 && f->f < 0x1p63 &&
+	    f->f == (double)(int64_t)f->f) {
 		*v = (int64_t)f->f;
 		return 1;
 	}
@@ -286,6 +287,7 @@ struct rec_reader {
 	msgpack_unpacker up;
 	msgpack_unpacked res;
 	uint64_t count, offset, fed;   /* records returned, start of the next, bytes read */
+	uint64_t scan, left;           /* record_whole(): bytes walked, values still to come */
 	int eof;
 };
 
@@ -351,7 +353,8 @@ static void convert(rec_reader *rd, record *r, const msgpack_object *o)
 			bad(rd, "a field name is not a string");
 		if (kv->key.via.str.size >= sizeof name)
 			bad(rd, "a field name is longer than 255 bytes");
-		memcpy(name, kv->key.via.str.ptr, kv->key.via.str.size);
+		if (kv->key.via.str.size)
+			memcpy(name, kv->key.via.str.ptr, kv->key.via.str.size);
 		name[kv->key.via.str.size] = '\0';
 		if (strlen(name) != kv->key.via.str.size)
 			bad(rd, "a field name contains a NUL byte");
@@ -367,6 +370,68 @@ static void convert(rec_reader *rd, record *r, const msgpack_object *o)
 		bad(rd, "no string field 'key'");
 }
 
+static uint64_t big_endian(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	while (n--)
+		v = v << 8 | *p++;
+	return v;
+}
+
+/* Whether the next record has arrived whole in the unpacker's buffer. msgpack-c reserves
+ * the entries of a map or array when it reads its header, so a few bytes that claim
+ * billions of them would allocate gigabytes: it is given a record only once all of them
+ * are there. The values are walked by their lengths alone, from where the last call
+ * stopped. */
+static int record_whole(rec_reader *rd)
+{
+	const unsigned char *p = (const unsigned char *)rd->up.buffer + rd->up.off;
+	uint64_t n = rd->up.used - rd->up.off, at, len, items;
+	int c, h;
+
+	if (rd->scan == 0 && rd->left == 0)
+		rd->left = 1;
+	while (rd->left && rd->scan < n) {
+		at = rd->scan;
+		c = p[at];
+		h = 1, len = 0, items = 0;
+		if (c >= 0x80 && c <= 0x8f)
+			items = 2 * (uint64_t)(c & 0x0f);
+		else if (c >= 0x90 && c <= 0x9f)
+			items = c & 0x0f;
+		else if (c >= 0xa0 && c <= 0xbf)
+			len = c & 0x1f;
+		else if (c >= 0xc4 && c <= 0xc6)          /* bin 8, 16, 32 */
+			h = 1 + (1 << (c - 0xc4));
+		else if (c >= 0xc7 && c <= 0xc9)          /* ext 8, 16, 32 */
+			h = 2 + (1 << (c - 0xc7));
+		else if (c == 0xca || c == 0xcb)
+			h = c == 0xca ? 5 : 9;
+		else if ((c >= 0xcc && c <= 0xcf) || (c >= 0xd0 && c <= 0xd3))
+			h = 1 + (1 << (c & 3));
+		else if (c >= 0xd4 && c <= 0xd8)          /* fixext 1 to 16 */
+			h = 2 + (1 << (c - 0xd4));
+		else if (c >= 0xd9 && c <= 0xdb)          /* str 8, 16, 32 */
+			h = 1 + (1 << (c - 0xd9));
+		else if (c >= 0xdc && c <= 0xdf)          /* array 16, 32; map 16, 32 */
+			h = c & 1 ? 5 : 3;
+		if (at + (uint64_t)h > n)
+			return 0;
+		if ((c >= 0xc4 && c <= 0xc6) || (c >= 0xd9 && c <= 0xdb))
+			len = big_endian(p + at + 1, h - 1);
+		else if (c >= 0xc7 && c <= 0xc9)
+			len = big_endian(p + at + 1, h - 2);
+		else if (c >= 0xdc && c <= 0xdf)
+			items = big_endian(p + at + 1, h - 1) << (c >= 0xde);
+		rd->scan = at + (uint64_t)h + len;
+		rd->left = rd->left - 1 + items;
+		if (rd->scan > REC_MAX_RECORD)
+			bad(rd, "record larger than 1 GiB");
+	}
+	return rd->left == 0 && rd->scan <= n;
+}
+
 int rec_next(rec_reader *rd, record *r)
 {
 	msgpack_unpack_return ret;
@@ -374,22 +439,20 @@ int rec_next(rec_reader *rd, record *r)
 
 	rec_clear(r);
 	for (;;) {
-		ret = msgpack_unpacker_next(&rd->up, &rd->res);
-		if (ret == MSGPACK_UNPACK_SUCCESS) {
+		if (record_whole(rd)) {
+			ret = msgpack_unpacker_next(&rd->up, &rd->res);
+			if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+				bad(rd, "out of memory unpacking the record");
+			if (ret != MSGPACK_UNPACK_SUCCESS)
+				bad(rd, "malformed msgpack");
+			rd->scan = rd->left = 0;
 			convert(rd, r, &rd->res.data);
 			rd->offset = rd->fed - (rd->up.used - rd->up.off);
 			rd->count++;
 			return 1;
 		}
-		if (ret == MSGPACK_UNPACK_PARSE_ERROR)
-			bad(rd, "malformed msgpack");
-		if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-			bad(rd, "record too large to unpack (malformed msgpack?)");
-		/* MSGPACK_UNPACK_CONTINUE: need more bytes */
-		if (msgpack_unpacker_message_size(&rd->up) > REC_MAX_RECORD)
-			bad(rd, "record larger than 1 GiB");
 		if (rd->eof) {
-			if (msgpack_unpacker_message_size(&rd->up) > 0 || rd->up.used > rd->up.off)
+			if (rd->up.used > rd->up.off)
 				bad(rd, "truncated record at the end of the stream");
 			return 0;
 		}

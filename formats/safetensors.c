@@ -27,8 +27,11 @@ int64_t st_numel(const st_entry *e)
 {
 	int64_t n = 1;
 
-	for (int i = 0; i < e->ndim; i++)
+	for (int i = 0; i < e->ndim; i++) {
+		if (e->shape[i] && n > INT64_MAX / e->shape[i])
+			return -1;
 		n *= e->shape[i];
+	}
 	return n;
 }
 
@@ -118,14 +121,18 @@ static char *str(parser *p)
 
 static int num(parser *p, int64_t *v)
 {
-	char *e;
+	char buf[32], *e;
+	size_t n;
 
 	ws(p);
+	n = (size_t)(p->end - p->s) < sizeof buf - 1 ? (size_t)(p->end - p->s) : sizeof buf - 1;
+	memcpy(buf, p->s, n);
+	buf[n] = '\0';
 	errno = 0;
-	long long x = strtoll(p->s, &e, 10);
-	if (e == p->s || e > p->end || errno)
+	long long x = strtoll(buf, &e, 10);
+	if (e == buf || errno)
 		return fail(p, "bad header: expected an integer");
-	p->s = e;
+	p->s += e - buf;
 	*v = x;
 	return 0;
 }
@@ -359,9 +366,12 @@ int st_parse(st_file *f, unsigned char *buf, size_t size, char *err, size_t errl
 			if (e->end > f->data_size)
 				return fail(&p, "tensor %s: data past the end of the file", name);
 			int64_t numel = st_numel(e);
-			if ((uint64_t)(e->end - e->begin) != (uint64_t)numel * dtype_sizes[e->dtype])
+			size_t bytes = e->end - e->begin, size = dtype_sizes[e->dtype];
+			if (numel < 0)
+				return fail(&p, "tensor %s: shape too large", name);
+			if (bytes % size || bytes / size != (uint64_t)numel)
 				return fail(&p, "tensor %s: %zu bytes for %lld %s elements", name,
-				            e->end - e->begin, (long long)numel, dtype_names[e->dtype]);
+				            bytes, (long long)numel, dtype_names[e->dtype]);
 		}
 		ws(&p);
 		if (p.s < p.end && *p.s == ',') {

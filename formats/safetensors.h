@@ -44,6 +44,7 @@ void st_free(st_file *f);
 const st_entry *st_find(const st_file *f, const char *name);
 /* A string value of the "__metadata__" map, or NULL. */
 const char *st_meta_get(const st_file *f, const char *key);
+/* The number of elements, or -1 when the shape overflows 63 bits (st_parse refuses those). */
 int64_t st_numel(const st_entry *e);
 const char *st_dtype_name(int dtype);
 size_t st_dtype_size(int dtype);

@@ -96,6 +96,8 @@ struct wds_reader {
 	int eof;
 	char *longname;        /* from a GNU 'L' or pax 'path' entry, for the next header */
 	size_t longname_cap;
+	char *pax;             /* the records of the last pax 'x' header */
+	size_t pax_cap;
 	int have_longname;
 	uint64_t pax_size;
 	int have_pax_size;
@@ -333,7 +335,8 @@ static int open_shard(wds_reader *r)
 		if (msg && strstr(msg, "Unrecognized archive format"))
 			return fail(r, "%s: not a tar archive (or an unsupported compression)",
 			            r->source);
-		return fail(r, "%s: %s", r->source, msg ? msg : "unknown libarchive error");
+		return fail(r, "%s: cannot read the first tar header at byte 0: %s", r->source,
+		            msg ? msg : "unknown libarchive error");
 	}
 	return 0;
 }
@@ -465,8 +468,7 @@ static int native_header(wds_reader *r, const char **name, int *type, uint64_t *
 			 uint64_t *at)
 {
 	const unsigned char *h;
-	char *tmp = NULL;
-	size_t tmp_cap = 0, n, pn;
+	size_t n, pn;
 	uint64_t start = UINT64_MAX;   /* offset of the entry's first (extension) header */
 	int rc;
 
@@ -505,18 +507,16 @@ static int native_header(wds_reader *r, const char **name, int *type, uint64_t *
 			else if (t == 'L')
 				rc = read_small(r, sz, *at, &r->longname, &r->longname_cap);
 			else {
-				rc = read_small(r, sz, *at, &tmp, &tmp_cap);
+				rc = read_small(r, sz, *at, &r->pax, &r->pax_cap);
 				if (rc == 0)
-					rc = pax_parse(r, tmp, (size_t)sz, *at);
+					rc = pax_parse(r, r->pax, (size_t)sz, *at);
 			}
 			if (t == 'L' && rc == 0) {
 				r->longname[strnlen(r->longname, (size_t)sz)] = '\0';
 				r->have_longname = 1;
 			}
-			if (rc < 0) {
-				free(tmp);
+			if (rc < 0)
 				return rc;
-			}
 			continue;
 		}
 		if (r->have_longname) {
@@ -531,7 +531,6 @@ static int native_header(wds_reader *r, const char **name, int *type, uint64_t *
 			r->longname[pn + n] = '\0';
 		}
 		consume(r, 512);
-		free(tmp);
 		if (start != UINT64_MAX)
 			*at = start;
 		*name = r->longname;
@@ -729,6 +728,21 @@ static void report_split_keys(wds_reader *r)
 		warn("%zu keys in all reappear after their runs ended", total);
 }
 
+/* Warn when the member just added repeats a field of its sample: readers use the first. */
+static void check_repeated_field(const wds_reader *r, const wds_sample *s)
+{
+	const wds_member *m = &s->members[s->nmembers - 1];
+	size_t i;
+
+	for (i = 0; i + 1 < s->nmembers; i++)
+		if (strcmp(s->members[i].field, m->field) == 0) {
+			warn("%s: key '%s': member '%s' at byte %llu repeats the field '%s' of its "
+			     "sample; readers use the first", r->source, s->key, m->name,
+			     (unsigned long long)r->pending_offset, m->field);
+			return;
+		}
+}
+
 int wds_next(wds_reader *r, wds_sample *s)
 {
 	const char *field;
@@ -767,6 +781,8 @@ int wds_next(wds_reader *r, wds_sample *s)
 			break;
 		if (take_pending(r, s) < 0)
 			return raise_error(r);   /* the sample is incomplete: not returned */
+		if (r->opt.check_keys)
+			check_repeated_field(r, s);
 	}
 	return 1;
 }
@@ -825,6 +841,7 @@ void wds_close(wds_reader *r)
 	close_shard(r);
 	free(r->buf);
 	free(r->longname);
+	free(r->pax);
 	free(r->pending_name);
 	free(r->error);
 	free(r->keys.v);

@@ -31,7 +31,8 @@ typedef struct {
 
 typedef struct {
 	uint64_t max_member;   /* largest member accepted, bytes (default WDS_MAX_MEMBER) */
-	int check_keys;        /* warn when a key reappears after its run ended (default on) */
+	int check_keys;        /* warn when a key reappears after its run ended, or a member
+	                        * repeats a field of its sample (default on) */
 	int defer_errors;      /* wds_next() returns -1 on a broken stream instead of exiting */
 } wds_options;
 

@@ -19,6 +19,7 @@ struct zread {
 	uint64_t offset;
 	int eof;
 	int fd;
+	unsigned char *all;   /* zread_all()'s buffer until it returns: freed if reading dies */
 };
 
 /* Free the reader, then die: nothing stays allocated behind the message. */
@@ -103,29 +104,28 @@ void zread_close(zread *z)
 	archive_read_free(z->a);
 	if (z->fd > 0)
 		close(z->fd);
+	free(z->all);
 	free(z);
 }
 
 unsigned char *zread_all(const char *path, size_t *len)
 {
 	size_t cap = 1 << 16, n = 0, r;
-	static unsigned char *buf;   /* static: reachable if zread_read dies (leak checkers) */
 	zread *z = zread_open(path);
 	unsigned char *out;
 
-	buf = xmalloc(cap);
-
+	z->all = xmalloc(cap);
 	for (;;) {
 		if (n == cap)
-			buf = xrealloc(buf, cap *= 2);
-		r = zread_read(z, buf + n, cap - n);
+			z->all = xrealloc(z->all, cap *= 2);
+		r = zread_read(z, z->all + n, cap - n);
 		n += r;
 		if (n < cap)
 			break;
 	}
+	out = z->all;
+	z->all = NULL;
 	zread_close(z);
 	*len = n;
-	out = buf;
-	buf = NULL;
 	return out;
 }
