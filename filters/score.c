@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 static const char usage_short[] = "usage: cull-score [--k K] [--iters I] [--fit-sample N] "
-	"[--save-centroids F] [--centroids F] [--dedup EPS] [FILE]; see --help\n";
+	"[--save-centroids F [--fit-only]] [--centroids F] [--dedup EPS] [FILE]; see --help\n";
 static const char usage[] =
 	"usage: cull-score [options] [FILE]\n"
 	"Reads embedding records (FILE or standard input), writes them with prototype scores.\n"
@@ -21,6 +21,8 @@ static const char usage[] =
 	"      --tol T             stop when the objective improves by less than T (default 1e-4)\n"
 	"      --fit-sample N      fit on a reservoir sample of N records, then score them all\n"
 	"      --save-centroids F  write the centroids (and class means) to F (safetensors)\n"
+	"      --fit-only          with --save-centroids: fit and save, score nothing, write\n"
+	"                          no records (the global step of a per-shard workflow)\n"
 	"      --centroids F       apply saved centroids only: one streaming pass\n"
 	"      --dedup EPS         mark near-duplicates: cosine > 1 - EPS to an earlier kept\n"
 	"                          record of the same cluster (fields dup, dup_of)\n"
@@ -35,7 +37,7 @@ static const char usage[] =
 	"      --version           print the version\n";
 
 static struct {
-	int k, iters, keep_emb, verbose, sep_m, threads;
+	int k, iters, keep_emb, verbose, sep_m, threads, fit_only;
 	double tol, dedup;
 	uint64_t seed, fit_sample;
 	const char *save, *centroids, *field, *stats, *input;
@@ -163,7 +165,7 @@ static const char *fit(kmeans_file *kf, classes *cl)
 	int64_t c;
 	double t0 = now_seconds();
 
-	if (!regular) {
+	if (!regular && !o.fit_only) {
 		const char *tmp = getenv("TMPDIR");
 		int fd;
 
@@ -400,13 +402,14 @@ static void write_stats(const kmeans_file *kf)
 int main(int argc, char **argv)
 {
 	enum { O_TOL = 256, O_FIT, O_SAVE, O_CENT, O_DEDUP, O_STATS, O_SEP, O_FIELD, O_KEEP,
-	       O_SEED, O_THREADS, O_VERSION };
+	       O_SEED, O_THREADS, O_VERSION, O_FITONLY };
 	static const struct option longopts[] = {
 		{ "k", required_argument, NULL, 'k' },
 		{ "iters", required_argument, NULL, 'i' },
 		{ "tol", required_argument, NULL, O_TOL },
 		{ "fit-sample", required_argument, NULL, O_FIT },
 		{ "save-centroids", required_argument, NULL, O_SAVE },
+		{ "fit-only", no_argument, NULL, O_FITONLY },
 		{ "centroids", required_argument, NULL, O_CENT },
 		{ "dedup", required_argument, NULL, O_DEDUP },
 		{ "stats", required_argument, NULL, O_STATS },
@@ -436,6 +439,7 @@ int main(int argc, char **argv)
 		case O_TOL: o.tol = parse_double("--tol", optarg, 0, 1); break;
 		case O_FIT: o.fit_sample = (uint64_t)parse_int("--fit-sample", optarg, 1, 1LL << 40); break;
 		case O_SAVE: o.save = optarg; break;
+		case O_FITONLY: o.fit_only = 1; break;
 		case O_CENT: o.centroids = optarg; break;
 		case O_DEDUP: o.dedup = parse_double("--dedup", optarg, 0, 2); break;
 		case O_STATS: o.stats = optarg; break;
@@ -458,7 +462,19 @@ int main(int argc, char **argv)
 	if (o.centroids && (k_set || o.fit_sample || o.save))
 		die(EXIT_USAGE, "--centroids applies saved centroids: it excludes --k, --fit-sample "
 		    "and --save-centroids");
+	if (o.fit_only && (!o.save || o.centroids || o.dedup >= 0 || o.stats || o.keep_emb))
+		die(EXIT_USAGE, "--fit-only needs --save-centroids and excludes --centroids, --dedup, "
+		    "--stats and --keep-emb");
 	kmeans_set_threads(o.threads);
+	if (o.fit_only) {
+		fit(&kf, &cl);
+		note("saved %d centroids to %s in %.2fs", kf.k, o.save, now_seconds() - t0);
+		kmeans_file_free(&kf);
+		free(cl.label);
+		free(cl.slot);
+		free(cl.sum);
+		return 0;
+	}
 	if (o.centroids) {
 		kmeans_load(&kf, o.centroids);
 		for (size_t i = 0; i < kf.nclasses; i++)

@@ -11,7 +11,8 @@
 
 static const char usage_short[] = "usage: cull-select [--by FIELD] (--keep F | --count N | "
 	"--threshold T) [--prefer hard|easy] [--random] [--balance class|cluster] "
-	"[--strategy ccs|dbp] [SHARD...]; see --help\n";
+	"[--strategy ccs|dbp] [--save-thresholds F] [SHARD...]\n"
+	"       cull-select --thresholds F [SHARD...]; see --help\n";
 static const char usage[] =
 	"usage: cull-select [options] [SHARD...]\n"
 	"Reads score records (standard input or --records), keeps some; with SHARD files writes\n"
@@ -21,6 +22,11 @@ static const char usage[] =
 	"  -n, --count N             keep N records\n"
 	"  -t, --threshold T         keep score >= T (hard) or <= T (easy)\n"
 	"      --print-threshold     print the score cut for --keep/--count and exit\n"
+	"      --save-thresholds F   also write F: the last kept record of every group (class,\n"
+	"                            cluster, or all) and the policy, which --thresholds applies\n"
+	"                            to any part of the records with the same result\n"
+	"      --thresholds F        keep the records the selection saved in F would keep\n"
+	"                            (one shard at a time); the policy comes from F\n"
 	"      --prefer hard|easy    keep the largest (default) or the smallest scores\n"
 	"      --random              keep a uniform random subset (with --seed)\n"
 	"      --drop-dups           drop records whose dup field is 1 first\n"
@@ -40,11 +46,11 @@ enum { S_PLAIN, S_CCS, S_DBP };
 enum { B_NONE, B_CLASS, B_CLUSTER };
 
 static struct {
-	const char *by, *records;
+	const char *by, *records, *save_cuts, *cuts;
 	double keep, threshold, min_share, beta, temp;
 	uint64_t count, seed;
 	int mode;              /* 'k' keep, 'n' count, 't' threshold, 0 none */
-	int easy, random, drop_dups, balance, strategy, strata, print, min_share_set;
+	int easy, random, drop_dups, balance, strategy, strata, print, min_share_set, policy_set;
 } o = { .by = "proto", .min_share = 0.5, .temp = 0.5, .strata = 50 };
 
 typedef struct {
@@ -184,10 +190,8 @@ static int cmp_key(const item *a, const item *b)
 }
 
 /* Preference order: the record to keep first comes first; ties broken by key. */
-static int cmp_pref(const void *pa, const void *pb)
+static int pref(const item *a, const item *b)
 {
-	const item *a = &it[*(const size_t *)pa], *b = &it[*(const size_t *)pb];
-
 	if (o.random) {
 		if (a->rnd != b->rnd)
 			return a->rnd < b->rnd ? -1 : 1;
@@ -195,6 +199,11 @@ static int cmp_pref(const void *pa, const void *pb)
 		return (a->score > b->score) == !o.easy ? -1 : 1;
 	}
 	return cmp_key(a, b);
+}
+
+static int cmp_pref(const void *pa, const void *pb)
+{
+	return pref(&it[*(const size_t *)pa], &it[*(const size_t *)pb]);
 }
 
 static int cmp_score_asc(const void *pa, const void *pb)
@@ -425,6 +434,173 @@ static void dbp(size_t n)
 	free(gr);
 }
 
+/* ---- thresholds: a selection as one cut per group, so shards can apply it one by one ---- */
+
+/* Every selection but CCS keeps, in each group (class, cluster, or all the records), a
+ * prefix of the group's preference order. Saving the last kept record of each group (its
+ * score and key) and the policy lets --thresholds decide every record on its own: kept iff
+ * it comes no later than its group's cut. Any split of the records into shards then keeps
+ * exactly the same records as the whole. */
+static const char *balance_name(void)
+{
+	return o.balance == B_CLASS ? "class" : o.balance == B_CLUSTER || o.strategy == S_DBP
+	       ? "cluster" : "none";
+}
+
+static void save_cuts(size_t kept)
+{
+	size_t *gx, ng, g, i;
+	group *gr = groups(&gx, &ng);
+	rec_writer *w = rec_writer_open(o.save_cuts);
+	record r;
+	char name[64];
+
+	rec_init(&r);
+	rec_set_str(&r, "key", "thresholds");
+	rec_set_str(&r, "by", o.by);
+	rec_set_str(&r, "prefer", o.easy ? "easy" : "hard");
+	rec_set_int(&r, "random", o.random);
+	rec_set_str(&r, "balance", balance_name());
+	rec_set_int(&r, "seed", (int64_t)o.seed);
+	rec_set_int(&r, "drop_dups", o.drop_dups);
+	rec_set_int(&r, "kept", (int64_t)kept);
+	rec_set_int(&r, "records", (int64_t)n_items);
+	rec_write(w, &r);
+	for (g = 0; g < ng; g++) {
+		const size_t *m = gx + gr[g].start;
+		size_t k = 0;
+
+		for (i = 0; i < gr[g].size; i++)
+			k += (size_t)it[m[i]].keep;
+		for (i = 0; i < k; i++)
+			if (!it[m[i]].keep)
+				die(EXIT_USAGE, "--save-thresholds: this selection is not a cut per group "
+				    "(--strategy ccs samples inside strata)");
+		rec_clear(&r);
+		if (strcmp(balance_name(), "none") == 0) {
+			rec_set_str(&r, "key", "threshold");
+		} else {
+			snprintf(name, sizeof name, "threshold/%lld", (long long)gr[g].id);
+			rec_set_str(&r, "key", name);
+			rec_set_int(&r, "group", gr[g].id);
+		}
+		rec_set_int(&r, "kept", (int64_t)k);
+		rec_set_int(&r, "size", (int64_t)gr[g].size);
+		if (k) {
+			if (!o.random)
+				rec_set_float(&r, "score", it[m[k - 1]].score);
+			rec_set_str(&r, "last", it[m[k - 1]].key);
+		}
+		rec_write(w, &r);
+	}
+	rec_writer_close(w);
+	rec_free(&r);
+	free(gx);
+	free(gr);
+}
+
+typedef struct {
+	int64_t grp;
+	int has;               /* the group keeps something: cut is its last kept record */
+	item cut;
+} cut;
+
+static cut *cuts;
+static size_t n_cuts;
+
+static const char *cut_str(const record *r, const char *field, const char *path)
+{
+	rec_field *f = rec_get(r, field);
+
+	if (!f || f->type != RV_STR)
+		die(EXIT_DATA, "%s: record '%s' has no string '%s' (not written by "
+		    "--save-thresholds?)", path, rec_key(r), field);
+	return (const char *)f->p;
+}
+
+static int64_t cut_int(const record *r, const char *field, const char *path)
+{
+	int64_t v;
+
+	if (!rec_get_int(r, field, &v))
+		die(EXIT_DATA, "%s: record '%s' has no integer '%s' (not written by "
+		    "--save-thresholds?)", path, rec_key(r), field);
+	return v;
+}
+
+static int cmp_cut(const void *a, const void *b)
+{
+	const cut *p = a, *q = b;
+
+	return p->grp < q->grp ? -1 : p->grp > q->grp;
+}
+
+/* Reads F: the policy into o, the cuts into cuts[] sorted by group. */
+static void load_cuts(const char *path)
+{
+	rec_reader *rd = rec_open(path);
+	record r;
+	const char *s;
+	int head = 0, grouped = 0;
+
+	rec_init(&r);
+	while (rec_next(rd, &r)) {
+		cut *c;
+
+		if (!head) {
+			if (strcmp(rec_key(&r), "thresholds") != 0)
+				die(EXIT_DATA, "%s: not a thresholds file (written by --save-thresholds)",
+				    path);
+			o.by = xstrdup(cut_str(&r, "by", path));
+			o.easy = strcmp(cut_str(&r, "prefer", path), "easy") == 0;
+			o.random = cut_int(&r, "random", path) != 0;
+			s = cut_str(&r, "balance", path);
+			o.balance = strcmp(s, "class") == 0 ? B_CLASS : strcmp(s, "cluster") == 0
+			            ? B_CLUSTER : B_NONE;
+			grouped = o.balance != B_NONE;
+			o.seed = (uint64_t)cut_int(&r, "seed", path);
+			o.drop_dups = cut_int(&r, "drop_dups", path) != 0;
+			head = 1;
+			continue;
+		}
+		cuts = xreallocarray(cuts, n_cuts + 1, sizeof *cuts);
+		c = &cuts[n_cuts++];
+		memset(c, 0, sizeof *c);
+		c->grp = grouped ? cut_int(&r, "group", path) : 0;
+		if (rec_get(&r, "last")) {
+			uint64_t st;
+
+			c->has = 1;
+			c->cut.key = xstrdup(cut_str(&r, "last", path));
+			if (!o.random && !rec_get_float(&r, "score", &c->cut.score))
+				die(EXIT_DATA, "%s: record '%s' has no 'score'", path, rec_key(&r));
+			st = o.seed ^ hash_str(c->cut.key);
+			c->cut.rnd = kmeans_rand(&st);
+		}
+	}
+	rec_close(rd);
+	rec_free(&r);
+	if (!head || (!grouped && n_cuts != 1))
+		die(EXIT_DATA, "%s: not a thresholds file (written by --save-thresholds)", path);
+	qsort(cuts, n_cuts, sizeof *cuts, cmp_cut);
+	for (size_t i = 1; i < n_cuts; i++)
+		if (cuts[i].grp == cuts[i - 1].grp)
+			die(EXIT_DATA, "%s: group %lld appears twice", path, (long long)cuts[i].grp);
+}
+
+static void apply_cuts(const char *path)
+{
+	for (size_t i = 0; i < n_items; i++) {
+		cut key = { .grp = it[i].grp }, *c = bsearch(&key, cuts, n_cuts, sizeof *cuts, cmp_cut);
+
+		if (!c)
+			die(EXIT_DATA, "record '%s': its %s %lld is not in %s (were the thresholds "
+			    "saved from these records?)", it[i].key, o.balance == B_CLASS ? "class" :
+			    "cluster", (long long)it[i].grp, path);
+		it[i].keep = c->has && pref(&it[i], &c->cut) <= 0;
+	}
+}
+
 /* ---- output and summary ---- */
 
 static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t missing)
@@ -491,13 +667,15 @@ static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t mi
 int main(int argc, char **argv)
 {
 	enum { O_PRINT = 256, O_PREFER, O_RANDOM, O_DROP, O_BAL, O_MIN, O_STRAT, O_BETA, O_STRATA,
-	       O_TEMP, O_SEED, O_THREADS, O_VERSION };
+	       O_TEMP, O_SEED, O_THREADS, O_VERSION, O_SAVE_CUTS, O_CUTS };
 	static const struct option longopts[] = {
 		{ "by", required_argument, NULL, 'b' },
 		{ "keep", required_argument, NULL, 'k' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "print-threshold", no_argument, NULL, O_PRINT },
+		{ "save-thresholds", required_argument, NULL, O_SAVE_CUTS },
+		{ "thresholds", required_argument, NULL, O_CUTS },
 		{ "prefer", required_argument, NULL, O_PREFER },
 		{ "random", no_argument, NULL, O_RANDOM },
 		{ "drop-dups", no_argument, NULL, O_DROP },
@@ -536,6 +714,8 @@ int main(int argc, char **argv)
 			o.mode = 't', modes++;
 			break;
 		case O_PRINT: o.print = 1; break;
+		case O_SAVE_CUTS: o.save_cuts = optarg; break;
+		case O_CUTS: o.cuts = optarg; break;
 		case O_PREFER:
 			if (strcmp(optarg, "hard") && strcmp(optarg, "easy"))
 				die(EXIT_USAGE, "--prefer: 'hard' or 'easy', not '%s'", optarg);
@@ -570,9 +750,16 @@ int main(int argc, char **argv)
 		case O_VERSION: printf("cull-select %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); return 0;
 		default: fputs(usage_short, stderr); return EXIT_USAGE;
 		}
+		if (c == 'b' || (c >= O_PREFER && c <= O_SEED))
+			o.policy_set = 1;
 	}
-	if (modes != 1)
-		die(EXIT_USAGE, "give exactly one of --keep, --count and --threshold");
+	if (o.cuts && (modes || o.policy_set || o.print || o.save_cuts))
+		die(EXIT_USAGE, "--thresholds takes the policy from its file: it excludes --keep, "
+		    "--count, --threshold, the policy options and --print-threshold");
+	if (!o.cuts && modes != 1)
+		die(EXIT_USAGE, "give exactly one of --keep, --count, --threshold and --thresholds");
+	if (o.save_cuts && (o.print || o.strategy == S_CCS))
+		die(EXIT_USAGE, "--save-thresholds excludes --print-threshold and --strategy ccs");
 	if (o.mode == 't' && (o.random || o.balance || o.strategy))
 		die(EXIT_USAGE, "--threshold cannot be combined with --random, --balance or --strategy");
 	if (o.print && (o.mode == 't' || o.random || o.balance || o.strategy))
@@ -585,6 +772,8 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "-") == 0 && (!o.records || strcmp(o.records, "-") == 0))
 			die(EXIT_USAGE, "shard '-' needs the records from --records FILE");
 
+	if (o.cuts)
+		load_cuts(o.cuts);
 	read_records();
 	index_keys();
 	if (o.mode == 'k') {
@@ -598,7 +787,9 @@ int main(int argc, char **argv)
 			n = n_items;
 		}
 	}
-	if (o.mode == 't') {
+	if (o.cuts) {
+		apply_cuts(o.cuts);
+	} else if (o.mode == 't') {
 		for (i = 0; i < n_items; i++)
 			it[i].keep = o.easy ? it[i].score <= o.threshold : it[i].score >= o.threshold;
 	} else if (o.print) {
@@ -625,6 +816,8 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < n_items; i++)
 		kept += (size_t)it[i].keep;
+	if (o.save_cuts)
+		save_cuts(kept);
 
 	if (optind == argc) {
 		FILE *out = stdout;
