@@ -37,6 +37,7 @@ static const char usage[] =
 	"      --strata S            CCS: score strata (default 50)\n"
 	"      --temperature T       DBP: softmax temperature (default 0.5)\n"
 	"  -r, --records FILE        read the records from FILE (default standard input)\n"
+	"      --strict              exit 4 when there are no records (an upstream failure)\n"
 	"      --seed S              random seed (default 0)\n"
 	"      --threads T           accepted for uniformity (selection is single-threaded)\n"
 	"  -h, --help                this help\n"
@@ -51,6 +52,7 @@ static struct {
 	uint64_t count, seed;
 	int mode;              /* 'k' keep, 'n' count, 't' threshold, 0 none */
 	int easy, random, drop_dups, balance, strategy, strata, print, min_share_set, policy_set;
+	int strict;
 } o = { .by = "proto", .min_share = 0.5, .temp = 0.5, .strata = 50 };
 
 typedef struct {
@@ -92,6 +94,8 @@ static size_t find_key(const char *key)
 	return (size_t)-1;
 }
 
+static char *source;           /* the records' file name, for messages */
+
 static void index_keys(void)
 {
 	nslots = 64;
@@ -103,8 +107,8 @@ static void index_keys(void)
 
 		for (; slots[h]; h = (h + 1) & (nslots - 1))
 			if (strcmp(it[slots[h] - 1].key, it[i].key) == 0)
-				die(EXIT_DATA, "duplicate key '%s' (records %zu and %zu)", it[i].key,
-				    (size_t)slots[h], i + 1);
+				die(EXIT_DATA, "%s: duplicate key '%s' (records %zu and %zu)", source,
+				    it[i].key, (size_t)slots[h], i + 1);
 		slots[h] = (uint32_t)i + 1;
 	}
 }
@@ -126,6 +130,7 @@ static void read_records(void)
 	record r;
 	int64_t dup;
 
+	source = xstrdup(rec_source(rd));
 	rec_init(&r);
 	while (rec_next(rd, &r)) {
 		item *p;
@@ -667,7 +672,7 @@ static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t mi
 int main(int argc, char **argv)
 {
 	enum { O_PRINT = 256, O_PREFER, O_RANDOM, O_DROP, O_BAL, O_MIN, O_STRAT, O_BETA, O_STRATA,
-	       O_TEMP, O_SEED, O_THREADS, O_VERSION, O_SAVE_CUTS, O_CUTS };
+	       O_TEMP, O_SEED, O_THREADS, O_VERSION, O_SAVE_CUTS, O_CUTS, O_STRICT };
 	static const struct option longopts[] = {
 		{ "by", required_argument, NULL, 'b' },
 		{ "keep", required_argument, NULL, 'k' },
@@ -676,6 +681,7 @@ int main(int argc, char **argv)
 		{ "print-threshold", no_argument, NULL, O_PRINT },
 		{ "save-thresholds", required_argument, NULL, O_SAVE_CUTS },
 		{ "thresholds", required_argument, NULL, O_CUTS },
+		{ "strict", no_argument, NULL, O_STRICT },
 		{ "prefer", required_argument, NULL, O_PREFER },
 		{ "random", no_argument, NULL, O_RANDOM },
 		{ "drop-dups", no_argument, NULL, O_DROP },
@@ -716,6 +722,7 @@ int main(int argc, char **argv)
 		case O_PRINT: o.print = 1; break;
 		case O_SAVE_CUTS: o.save_cuts = optarg; break;
 		case O_CUTS: o.cuts = optarg; break;
+		case O_STRICT: o.strict = 1; break;
 		case O_PREFER:
 			if (strcmp(optarg, "hard") && strcmp(optarg, "easy"))
 				die(EXIT_USAGE, "--prefer: 'hard' or 'easy', not '%s'", optarg);
@@ -775,6 +782,13 @@ int main(int argc, char **argv)
 	if (o.cuts)
 		load_cuts(o.cuts);
 	read_records();
+	/* an empty stream is what a failed upstream stage leaves: never a quiet success */
+	if (n_items == 0 && o.strict)
+		die(EXIT_SKIP, "%s: no records to select from (--strict; did an upstream stage "
+		    "fail?)", source);
+	if (n_items == 0)
+		warn("%s: no records to select from: nothing is kept (did an upstream stage "
+		     "fail? --strict makes this an error)", source);
 	index_keys();
 	if (o.mode == 'k') {
 		n = (size_t)floor(o.keep * (double)n_items + 0.5);
