@@ -121,6 +121,7 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
+/* Remember the first option (a long name, without dashes) that needs --ssl (swav). */
 static void ssl_opt(options *o, const char *name)
 {
 	if (!o->ssl_only)
@@ -129,7 +130,6 @@ static void ssl_opt(options *o, const char *name)
 
 static void swav_opt(options *o, const char *name)
 {
-	ssl_opt(o, name);
 	if (!o->swav_only)
 		o->swav_only = name;
 }
@@ -185,7 +185,7 @@ static void check_ssl_options(options *o)
 {
 	if (!o->ssl.method) {
 		if (o->ssl_only)
-			die(EXIT_USAGE, "%s goes with --ssl METHOD", o->ssl_only);
+			die(EXIT_USAGE, "--%s goes with --ssl METHOD", o->ssl_only);
 		if (o->knn && !o->eval_only)
 			die(EXIT_USAGE, "--knn-eval is a monitor of --ssl training, or goes with "
 			    "--eval-only");
@@ -204,7 +204,7 @@ static void check_ssl_options(options *o)
 	if ((o->knn || o->probe) && !o->nval)
 		die(EXIT_USAGE, "--knn-eval and --linear-probe evaluate on --val SHARD: give one");
 	if (o->ssl.method == SSL_SIMCLR && o->swav_only)
-		die(EXIT_USAGE, "%s is an option of --ssl swav", o->swav_only);
+		die(EXIT_USAGE, "--%s is an option of --ssl swav", o->swav_only);
 	if (o->ssl.temperature == 0)
 		o->ssl.temperature = o->ssl.method == SSL_SIMCLR ? 0.5f : 0.1f;
 	o->ssl.aug.flip = o->flip;
@@ -264,7 +264,7 @@ static void parse_options(options *o, int argc, char **argv)
 		{ "version", no_argument, 0, O_VERSION },
 		{ 0, 0, 0, 0 },
 	};
-	int c;
+	int c, li = 0;
 
 	memset(o, 0, sizeof *o);
 	o->arch = "resnet18-cifar";
@@ -295,7 +295,12 @@ static void parse_options(options *o, int argc, char **argv)
 	o->knn_k[1] = 20;
 	o->nknn = 2;
 	o->knn_t = 0.1f;
-	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qh", lo, &li)) != -1) {
+		/* the enum keeps the options of --ssl together, SwAV's inside them */
+		if ((c >= O_TEMP && c <= O_GPROB) || c == O_PROBE)
+			ssl_opt(o, lo[li].name);
+		if (c >= O_PROTO && c <= O_SKEPS)
+			swav_opt(o, lo[li].name);
 		switch (c) {
 		case O_ARCH: o->arch = optarg; break;
 		case O_WIDTH: o->width = parse_double("--width", optarg, 1e-3, 64); break;
@@ -351,50 +356,40 @@ static void parse_options(options *o, int argc, char **argv)
 			break;
 		case O_TEMP:
 			o->ssl.temperature = (float)parse_double("--temperature", optarg, 1e-3, 100);
-			ssl_opt(o, "--temperature");
 			break;
 		case O_PHID:
 			o->ssl.proj_hidden = (int)parse_int("--proj-hidden", optarg, 0, 1 << 16);
-			ssl_opt(o, "--proj-hidden");
 			break;
 		case O_PDIM:
 			o->ssl.proj_dim = (int)parse_int("--proj-dim", optarg, 1, 1 << 16);
-			ssl_opt(o, "--proj-dim");
 			break;
 		case O_PROTO:
 			o->ssl.prototypes = (int)parse_int("--prototypes", optarg, 2, 1 << 20);
-			swav_opt(o, "--prototypes");
 			break;
 		case O_QUEUE:
 			o->ssl.queue_len = (int)parse_int("--queue", optarg, 0, 1 << 20);
-			swav_opt(o, "--queue");
 			break;
 		case O_QSTART:
 			o->ssl.queue_start = parse_double("--queue-start", optarg, 0, 1 << 20);
-			swav_opt(o, "--queue-start");
 			break;
 		case O_FREEZE:
 			o->ssl.freeze_protos = parse_double("--freeze-prototypes", optarg, 0, 1 << 20);
-			swav_opt(o, "--freeze-prototypes");
 			break;
 		case O_SKEPS:
 			o->ssl.sinkhorn_eps = (float)parse_double("--sinkhorn-eps", optarg, 1e-3, 10);
-			swav_opt(o, "--sinkhorn-eps");
 			break;
-		case O_CSCALE: parse_crop_scale(&o->ssl.aug, optarg); ssl_opt(o, "--crop-scale"); break;
-		case O_JITTER: parse_jitter(&o->ssl.aug, optarg); ssl_opt(o, "--jitter"); break;
+		case O_CSCALE: parse_crop_scale(&o->ssl.aug, optarg); break;
+		case O_JITTER: parse_jitter(&o->ssl.aug, optarg); break;
 		case O_JPROB:
 			o->ssl.aug.jitter_prob = (float)parse_double("--jitter-prob", optarg, 0, 1);
-			ssl_opt(o, "--jitter-prob");
 			break;
 		case O_GPROB:
 			o->ssl.aug.gray_prob = (float)parse_double("--gray-prob", optarg, 0, 1);
-			ssl_opt(o, "--gray-prob");
 			break;
 		case O_KNN: o->knn = 1; break;
 		case O_KNNK: parse_knn_k(o, optarg); break;
 		case O_KNNT: o->knn_t = (float)parse_double("--knn-t", optarg, 1e-3, 100); break;
-		case O_PROBE: o->probe = 1; ssl_opt(o, "--linear-probe"); break;
+		case O_PROBE: o->probe = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
 		case O_VERSION:
@@ -421,6 +416,14 @@ static void parse_options(options *o, int argc, char **argv)
 		die(EXIT_USAGE, "--tta averages each image with its mirror image: not with --no-flip");
 	if (o->resume && !o->out)
 		die(EXIT_USAGE, "--resume needs --out FILE (the state is FILE.state)");
+	if (o->out && !o->eval_only) {
+		char *state = xasprintf("%s.state", o->out);
+		check_replaceable("--out", o->out);
+		check_replaceable("--out", state);
+		free(state);
+	}
+	if (o->log && !o->eval_only)
+		check_replaceable("--log", o->log);
 	if (o->score_epoch > o->epochs)
 		die(EXIT_USAGE, "--score-epoch %d is after the last epoch (%d)", o->score_epoch,
 		    o->epochs);
