@@ -3,7 +3,6 @@
 #include <getopt.h>
 #include <math.h>
 #include <msgpack.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -925,8 +924,6 @@ int main(int argc, char **argv)
 	rec_writer *w;
 
 	cull_init(argv[0]);
-	/* `cull-json < recs | head -1` ends quietly even where SIGPIPE was inherited ignored */
-	signal(SIGPIPE, SIG_DFL);
 	while ((c = getopt_long(argc, argv, "rh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r': reverse = 1; break;

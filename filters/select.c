@@ -456,7 +456,9 @@ static void save_cuts(size_t kept)
 {
 	size_t *gx, ng, g, i;
 	group *gr = groups(&gx, &ng);
-	rec_writer *w = rec_writer_open(o.save_cuts);
+	/* atomically: a failed write leaves an older thresholds file whole */
+	char *tmp = is_replaceable(o.save_cuts) ? xasprintf("%s.tmp", o.save_cuts) : NULL;
+	rec_writer *w = rec_writer_open(tmp ? tmp : o.save_cuts);
 	record r;
 	char name[64];
 
@@ -499,6 +501,9 @@ static void save_cuts(size_t kept)
 		rec_write(w, &r);
 	}
 	rec_writer_close(w);
+	if (tmp)
+		commit_file(tmp, o.save_cuts);
+	free(tmp);
 	rec_free(&r);
 	free(gx);
 	free(gr);

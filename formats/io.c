@@ -2,8 +2,12 @@
 #include "io.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +17,8 @@ void cull_init(const char *argv0)
 {
 	const char *s;
 
+	/* `prog | head` ends quietly (status 141) even where SIGPIPE was inherited ignored */
+	signal(SIGPIPE, SIG_DFL);
 	if (argv0 && *argv0) {
 		s = strrchr(argv0, '/');
 		progname = s ? s + 1 : argv0;
@@ -165,6 +171,46 @@ void xfclose(FILE *f, const char *name)
 		return;
 	if (fclose(f) != 0)
 		die_write(name);
+}
+
+int is_replaceable(const char *path)
+{
+	struct stat st;
+
+	if (!path || strcmp(path, "-") == 0)
+		return 0;
+	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
+}
+
+static void fsync_path(const char *path, int dir)
+{
+	int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+
+	if (fd < 0) {
+		if (dir)
+			return;      /* best effort for the directory */
+		die(EXIT_IO, "%s: %s", path, strerror(errno));
+	}
+	if (fsync(fd) != 0 && !dir) {
+		int e = errno;
+		unlink(path);
+		die(EXIT_IO, "%s: fsync: %s", path, strerror(e));
+	}
+	close(fd);
+}
+
+void commit_file(const char *tmp, const char *path)
+{
+	char *copy = xstrdup(path);
+
+	fsync_path(tmp, 0);
+	if (rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		die(EXIT_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+	}
+	fsync_path(dirname(copy), 1);
+	free(copy);
 }
 
 unsigned char *read_file(const char *path, size_t *len)

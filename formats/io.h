@@ -21,7 +21,7 @@ enum {
 
 extern const char *progname;     /* set by cull_init() */
 
-/* Set progname from argv[0]; call first in main(). */
+/* Set progname from argv[0] and restore SIGPIPE's default; call first in main(). */
 void cull_init(const char *argv0);
 
 /* "prog: message" on stderr and exit(code). exit() flushes what was written before. */
@@ -51,6 +51,13 @@ void xfwrite(const void *buf, size_t n, FILE *f, const char *name);
 void xfclose(FILE *f, const char *name);
 /* Die on a failed write to `name`, reporting errno (EPIPE and ENOSPC by name). */
 void die_write(const char *name) __attribute__((noreturn));
+
+/* Whether path may be replaced by a temporary file and rename: absent or a regular file
+ * (not "-", nor a device such as /dev/full or a FIFO, which are written in place). */
+int is_replaceable(const char *path);
+/* Move tmp over path once its bytes are on disk, then sync the directory entry. Dies with
+ * EXIT_IO (removing tmp) on failure; path is then left as it was. */
+void commit_file(const char *tmp, const char *path);
 
 /* Read a whole file (or stdin) into memory; dies on error. */
 unsigned char *read_file(const char *path, size_t *len);

@@ -581,7 +581,14 @@ void kmeans_save(const char *path, const kmeans_file *kf)
 		st_add(w, "classes", ST_I64, 1, ls, kf->classes);
 		st_add(w, "class_means", ST_F32, 2, ms, kf->class_means);
 	}
-	st_write(w, path);
+	if (is_replaceable(path)) {       /* atomically: an old file survives a failed write */
+		char *tmp = xasprintf("%s.tmp", path);
+		st_write(w, tmp);
+		commit_file(tmp, path);
+		free(tmp);
+	} else {
+		st_write(w, path);
+	}
 }
 
 /* Normalise rows that are not unit already, so saved centroids load bit for bit. */

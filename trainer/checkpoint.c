@@ -4,37 +4,15 @@
 #include "safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void fsync_path(const char *path, int dir)
+void check_replaceable(const char *opt, const char *path)
 {
-	int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-
-	if (fd < 0) {
-		if (dir)
-			return;      /* best effort for the directory */
-		die(EXIT_IO, "%s: %s", path, strerror(errno));
-	}
-	if (fsync(fd) != 0 && !dir)
-		die(EXIT_IO, "%s: fsync: %s", path, strerror(errno));
-	close(fd);
-}
-
-/* Move tmp over path once its bytes are on disk, then sync the directory entry. */
-static void commit(const char *tmp, const char *path)
-{
-	char *copy = xstrdup(path);
-
-	fsync_path(tmp, 0);
-	if (rename(tmp, path) != 0)
-		die(EXIT_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-	fsync_path(dirname(copy), 1);
-	free(copy);
+	if (!is_replaceable(path))
+		die(EXIT_IO, "%s %s: not a regular file (it is replaced by rename)", opt, path);
 }
 
 void save_model_atomic(st_writer *w, const char *path)
@@ -42,7 +20,7 @@ void save_model_atomic(st_writer *w, const char *path)
 	char *tmp = xasprintf("%s.tmp", path);
 
 	st_write(w, tmp);
-	commit(tmp, path);
+	commit_file(tmp, path);
 	free(tmp);
 }
 
@@ -100,7 +78,7 @@ void save_state(const char *path, const nn_model *m, const sample_stats *s,
 	}
 #undef ADD
 	st_write(w, tmp);
-	commit(tmp, path);
+	commit_file(tmp, path);
 	free(tmp);
 }
 

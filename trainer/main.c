@@ -804,8 +804,7 @@ static void write_log(const char *path, const train_state *t)
 
 	xfwrite(t->log, t->log_len, f, tmp);
 	xfclose(f, tmp);
-	if (rename(tmp, path) != 0)
-		die(EXIT_IO, "cannot rename %s to %s", tmp, path);
+	commit_file(tmp, path);
 	free(tmp);
 }
 

@@ -210,6 +210,9 @@ typedef struct {
 /* Write a model file atomically (temp file, fsync, rename): w from nn_save_writer, with
  * whatever the caller added (metadata, a projection head). Frees w. */
 void save_model_atomic(st_writer *w, const char *path);
+/* Die with EXIT_IO unless path is absent or a regular file: the atomic writes rename a
+ * temporary file over it, which would replace a device such as /dev/full (as root). */
+void check_replaceable(const char *opt, const char *path);
 /* Write model + optimizer + statistics + state (+ the self-supervised state when ss is
  * not NULL) to path atomically. */
 void save_state(const char *path, const nn_model *m, const sample_stats *s,
