@@ -270,7 +270,7 @@ void nn_free(nn_model *m)
 
 /* ---- initialization ---- */
 
-static uint64_t rng_next(uint64_t *s)
+uint64_t nn_rng_next(uint64_t *s)
 {
 	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -280,7 +280,7 @@ static uint64_t rng_next(uint64_t *s)
 
 static double rng_uniform(uint64_t *s)
 {
-	return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
+	return (double)(nn_rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 static double rng_normal(uint64_t *s)

@@ -210,14 +210,6 @@ float *nn_head_data(const nn_head *h, const nn_tensor *t)
 	return t->kind == NN_PARAM ? h->params + t->off : h->buffers + t->off;
 }
 
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* torch.nn.Linear's default: weight and bias uniform in +-1/sqrt(fan_in). */
 static void init_linear(nn_head *h, int w, int b, int fan_in, uint64_t *s)
 {
@@ -230,7 +222,7 @@ static void init_linear(nn_head *h, int w, int b, int fan_in, uint64_t *s)
 		const nn_tensor *t = &h->t[idx[k]];
 		float *d = nn_head_data(h, t);
 		for (size_t i = 0; i < t->numel; i++)
-			d[i] = (float)((2.0 * (double)(rng_next(s) >> 11) / 9007199254740992.0 - 1) * bound);
+			d[i] = (float)((2.0 * (double)(nn_rng_next(s) >> 11) / 9007199254740992.0 - 1) * bound);
 	}
 }
 
