@@ -11,7 +11,7 @@
 
 static const char usage_short[] = "usage: cull-select [--by FIELD] (--keep F | --count N | "
 	"--threshold T) [--prefer hard|easy] [--random] [--balance class|cluster] "
-	"[--strategy ccs|dbp] [--save-thresholds F] [SHARD...]\n"
+	"[--strategy ccs|dbp] [--save-thresholds F] [--dropped F] [SHARD...]\n"
 	"       cull-select --thresholds F [SHARD...]; see --help\n";
 static const char usage[] =
 	"usage: cull-select [options] [SHARD...]\n"
@@ -37,6 +37,9 @@ static const char usage[] =
 	"      --strata S            CCS: score strata (default 50)\n"
 	"      --temperature T       DBP: softmax temperature (default 0.5)\n"
 	"  -r, --records FILE        read the records from FILE (default standard input)\n"
+	"      --dropped FILE        also write what is not kept to FILE, in the output's form:\n"
+	"                            the dropped samples as a tar (with SHARD files, samples\n"
+	"                            without a record included), else the dropped records\n"
 	"      --strict              exit 4 when there are no records (an upstream failure)\n"
 	"      --seed S              random seed (default 0)\n"
 	"      --threads T           accepted for uniformity (selection is single-threaded)\n"
@@ -47,7 +50,7 @@ enum { S_PLAIN, S_CCS, S_DBP };
 enum { B_NONE, B_CLASS, B_CLUSTER };
 
 static struct {
-	const char *by, *records, *save_cuts, *cuts;
+	const char *by, *records, *save_cuts, *cuts, *dropped;
 	double keep, threshold, min_share, beta, temp;
 	uint64_t count, seed;
 	int mode;              /* 'k' keep, 'n' count, 't' threshold, 0 none */
@@ -613,7 +616,8 @@ static void apply_cuts(const char *path)
 
 /* ---- output and summary ---- */
 
-static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t missing)
+static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t missing,
+                    uint64_t unscored)
 {
 	double klo = INFINITY, khi = -INFINITY, lo = INFINITY, hi = -INFINITY;
 	size_t i, ng = 0, g;
@@ -643,6 +647,9 @@ static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t mi
 		     (unsigned long long)samples);
 	if (missing)
 		warn("%llu kept records have no sample in the shards", (unsigned long long)missing);
+	if (unscored)
+		warn("%llu samples in the shards have no record: not kept%s",
+		     (unsigned long long)unscored, o.dropped ? " (they are in --dropped)" : "");
 	/* per class counts */
 	for (i = 0; i < n_items; i++)
 		it[i].grp = it[i].has_cls ? it[i].cls : INT64_MIN;
@@ -677,7 +684,7 @@ static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t mi
 int main(int argc, char **argv)
 {
 	enum { O_PRINT = 256, O_PREFER, O_RANDOM, O_DROP, O_BAL, O_MIN, O_STRAT, O_BETA, O_STRATA,
-	       O_TEMP, O_SEED, O_THREADS, O_VERSION, O_SAVE_CUTS, O_CUTS, O_STRICT };
+	       O_TEMP, O_SEED, O_THREADS, O_VERSION, O_SAVE_CUTS, O_CUTS, O_STRICT, O_DROPPED };
 	static const struct option longopts[] = {
 		{ "by", required_argument, NULL, 'b' },
 		{ "keep", required_argument, NULL, 'k' },
@@ -687,6 +694,7 @@ int main(int argc, char **argv)
 		{ "save-thresholds", required_argument, NULL, O_SAVE_CUTS },
 		{ "thresholds", required_argument, NULL, O_CUTS },
 		{ "strict", no_argument, NULL, O_STRICT },
+		{ "dropped", required_argument, NULL, O_DROPPED },
 		{ "prefer", required_argument, NULL, O_PREFER },
 		{ "random", no_argument, NULL, O_RANDOM },
 		{ "drop-dups", no_argument, NULL, O_DROP },
@@ -705,7 +713,9 @@ int main(int argc, char **argv)
 	};
 	int c, modes = 0;
 	size_t n = 0, kept = 0, i;
-	uint64_t written = 0, samples = 0, missing = 0;
+	uint64_t written = 0, samples = 0, missing = 0, unscored = 0;
+	/* --dropped is written beside the output, atomically: whole or not replaced */
+	char *dtmp = NULL;
 
 	cull_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "b:k:n:t:r:h", longopts, NULL)) != -1) {
@@ -728,6 +738,7 @@ int main(int argc, char **argv)
 		case O_SAVE_CUTS: o.save_cuts = optarg; break;
 		case O_CUTS: o.cuts = optarg; break;
 		case O_STRICT: o.strict = 1; break;
+		case O_DROPPED: o.dropped = optarg; break;
 		case O_PREFER:
 			if (strcmp(optarg, "hard") && strcmp(optarg, "easy"))
 				die(EXIT_USAGE, "--prefer: 'hard' or 'easy', not '%s'", optarg);
@@ -770,6 +781,8 @@ int main(int argc, char **argv)
 		    "--count, --threshold, the policy options and --print-threshold");
 	if (!o.cuts && modes != 1)
 		die(EXIT_USAGE, "give exactly one of --keep, --count, --threshold and --thresholds");
+	if (o.dropped && o.print)
+		die(EXIT_USAGE, "--dropped excludes --print-threshold (which writes no selection)");
 	if (o.save_cuts && (o.print || o.strategy == S_CCS))
 		die(EXIT_USAGE, "--save-thresholds excludes --print-threshold and --strategy ccs");
 	if (o.mode == 't' && (o.random || o.balance || o.strategy))
@@ -822,7 +835,7 @@ int main(int argc, char **argv)
 		free(ix);
 		for (i = 0; i < n_items; i++)
 			kept += (size_t)it[i].keep;
-		summary(kept, 0, 0, 0);
+		summary(kept, 0, 0, 0, 0);
 		return 0;
 	} else if (o.strategy == S_CCS) {
 		ccs(n);
@@ -838,35 +851,50 @@ int main(int argc, char **argv)
 	if (o.save_cuts)
 		save_cuts(kept);
 
+	if (o.dropped && is_replaceable(o.dropped))
+		dtmp = xasprintf("%s.tmp", o.dropped);
 	if (optind == argc) {
-		FILE *out = stdout;
+		FILE *out = stdout, *d = o.dropped ? xfopen(dtmp ? dtmp : o.dropped, "wb") : NULL;
+		const char *dname = o.dropped ? io_name(o.dropped, 1) : NULL;
 
 		for (i = 0; i < n_items; i++)
 			if (it[i].keep)
 				xfwrite(arena + it[i].off, it[i].len, out, "<stdout>");
+			else if (d)
+				xfwrite(arena + it[i].off, it[i].len, d, dname);
 		xfclose(out, "<stdout>");
+		if (d)
+			xfclose(d, dname);
 	} else {
 		wds_options wo = { .max_member = WDS_MAX_MEMBER, .check_keys = 1 };
 		wds_reader *r = wds_open((const char *const *)argv + optind, (size_t)(argc - optind), &wo);
 		wds_writer *w = wds_writer_open("-");
+		wds_writer *d = o.dropped ? wds_writer_open(dtmp ? dtmp : o.dropped) : NULL;
 		wds_sample s = { 0 };
 
 		while (wds_next(r, &s)) {
 			size_t j = find_key(s.key);
 
 			samples++;
+			unscored += j == (size_t)-1;
 			if (j != (size_t)-1 && it[j].keep) {
 				wds_write_sample(w, &s);
 				it[j].written = 1;
 				written++;
+			} else if (d) {
+				wds_write_sample(d, &s);
 			}
 		}
 		wds_writer_close(w);
+		if (d)
+			wds_writer_close(d);
 		wds_close(r);
 		wds_sample_free(&s);
 		for (i = 0; i < n_items; i++)
 			missing += (uint64_t)(it[i].keep && !it[i].written);
 	}
-	summary(kept, written, samples, missing);
+	if (dtmp)
+		commit_file(dtmp, o.dropped);
+	summary(kept, written, samples, missing, unscored);
 	return 0;
 }
