@@ -1,9 +1,14 @@
-/* LD_PRELOAD shim for tests/faults.test: makes writes, fsync or rename fail on chosen paths. */
+/* LD_PRELOAD shim for tests/faults.test and tests/kill.test: makes writes, fsync or rename
+ * fail on chosen paths, or kills the process at a chosen one of those calls. */
 /*
  * FAILIO_PATH=SUBSTRING  the paths to fail (a file opened with fopen/open whose name holds it;
  *                        for rename, either name)
  * FAILIO_CALL=write|fsync|rename   which call fails (default write)
  * FAILIO_ERRNO=EIO|ENOSPC          the error (default EIO)
+ * FAILIO_KILL_AT=N       instead of failing, SIGKILL the process just before the Nth such
+ *                        call on those paths: of FAILIO_CALL's kind when it is set, else
+ *                        of any (a write of any kind, fsync or rename)
+ * FAILIO_COUNT=FILE      with FAILIO_KILL_AT: at exit, write how many calls there were
  * Writes are caught at fwrite/fputs/fputc/fflush/fclose (glibc's stdio does not call write()
  * through the PLT) and at write() on descriptors opened with open().
  */
@@ -11,6 +16,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +26,44 @@
 enum { MAXF = 64 };
 static FILE *bad_files[MAXF];
 
+static long events;
+
+static long kill_at(void)
+{
+	const char *k = getenv("FAILIO_KILL_AT");
+
+	return k && *k ? atol(k) : 0;
+}
+
+/* One call on a chosen path: in kill mode, die by SIGKILL at the chosen one. */
+static int event(void)
+{
+	long k = kill_at();
+
+	if (!k)
+		return 0;
+	if (++events >= k)
+		raise(SIGKILL);
+	return 1;
+}
+
+__attribute__((destructor)) static void count_events(void)
+{
+	const char *c = getenv("FAILIO_COUNT");
+	FILE *f;
+
+	if (kill_at() && c && *c && (f = fdopen(open(c, O_WRONLY | O_CREAT | O_TRUNC, 0644), "w"))) {
+		fprintf(f, "%ld\n", events);
+		fclose(f);
+	}
+}
+
 static int want(const char *call)
 {
 	const char *c = getenv("FAILIO_CALL");
 
+	if (kill_at() && !(c && *c))
+		return 1;       /* every call counts */
 	return strcmp(c && *c ? c : "write", call) == 0;
 }
 
@@ -96,7 +136,7 @@ size_t fwrite(const void *buf, size_t size, size_t n, FILE *f)
 {
 	REAL(size_t, "fwrite", const void *, size_t, size_t, FILE *);
 
-	if (is_bad(f) && size && n) {
+	if (is_bad(f) && size && n && !event()) {
 		fail();
 		return 0;
 	}
@@ -107,27 +147,27 @@ int fputs(const char *s, FILE *f)
 {
 	REAL(int, "fputs", const char *, FILE *);
 
-	return is_bad(f) ? (fail(), EOF) : real(s, f);
+	return is_bad(f) && !event() ? (fail(), EOF) : real(s, f);
 }
 
 int fputc(int c, FILE *f)
 {
 	REAL(int, "fputc", int, FILE *);
 
-	return is_bad(f) ? (fail(), EOF) : real(c, f);
+	return is_bad(f) && !event() ? (fail(), EOF) : real(c, f);
 }
 
 int fflush(FILE *f)
 {
 	REAL(int, "fflush", FILE *);
 
-	return is_bad(f) ? (fail(), EOF) : real(f);
+	return is_bad(f) && !event() ? (fail(), EOF) : real(f);
 }
 
 int fclose(FILE *f)
 {
 	REAL(int, "fclose", FILE *);
-	int bad = is_bad(f), r;
+	int bad = is_bad(f) && !event(), r;
 
 	for (int i = 0; i < MAXF; i++)
 		if (bad_files[i] == f)
@@ -140,7 +180,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 {
 	REAL(ssize_t, "write", int, const void *, size_t);
 
-	if (fd > 2 && want("write") && fd_matches(fd))
+	if (fd > 2 && want("write") && fd_matches(fd) && !event())
 		return fail();
 	return real(fd, buf, n);
 }
@@ -149,7 +189,7 @@ int fsync(int fd)
 {
 	REAL(int, "fsync", int);
 
-	if (want("fsync") && fd_matches(fd))
+	if (want("fsync") && fd_matches(fd) && !event())
 		return fail();
 	return real(fd);
 }
@@ -158,7 +198,7 @@ int fdatasync(int fd)
 {
 	REAL(int, "fdatasync", int);
 
-	if (want("fsync") && fd_matches(fd))
+	if (want("fsync") && fd_matches(fd) && !event())
 		return fail();
 	return real(fd);
 }
@@ -167,7 +207,7 @@ int rename(const char *from, const char *to)
 {
 	REAL(int, "rename", const char *, const char *);
 
-	if (want("rename") && (match(from) || match(to)))
+	if (want("rename") && (match(from) || match(to)) && !event())
 		return fail();
 	return real(from, to);
 }
