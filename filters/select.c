@@ -895,6 +895,7 @@ int main(int argc, char **argv)
 	}
 	if (dtmp)
 		commit_file(dtmp, o.dropped);
+	free(dtmp);
 	summary(kept, written, samples, missing, unscored);
 	return 0;
 }
