@@ -175,6 +175,15 @@ void nn_parallel(int count, void (*fn)(void *ctx, int i, int tid), void *ctx)
 
 char *openblas_get_corename(void);
 
+/* Whether re-executing /proc/self/exe runs this program again: under valgrind it names
+ * valgrind's tool, which refuses to start that way. */
+static int can_reexec(void)
+{
+	const char *pre = getenv("LD_PRELOAD");
+
+	return !(pre && strstr(pre, "vgpreload"));
+}
+
 void nn_exec_tuned(char **argv)
 {
 	const char *core = openblas_get_corename();
@@ -184,7 +193,7 @@ void nn_exec_tuned(char **argv)
 	    !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl") ||
 	    !__builtin_cpu_supports("avx512cd"))
 		return;
-	if (setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) != 0)
+	if (!can_reexec() || setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) != 0)
 		return;
 	execv("/proc/self/exe", argv);
 	/* could not re-execute: carry on with the kernels we have */
@@ -193,7 +202,8 @@ void nn_exec_tuned(char **argv)
 void nn_exec_passive(char **argv)
 {
 #ifdef _OPENMP
-	if (getenv("OMP_WAIT_POLICY") || setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+	if (getenv("OMP_WAIT_POLICY") || !can_reexec() ||
+	    setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
 		return;
 	execv("/proc/self/exe", argv);
 	/* could not re-execute: carry on spinning */
