@@ -35,18 +35,31 @@ $(FUZZ_DIR)/json: FUZZ_CFLAGS += -Dmain=cull_json_main
 
 fuzz-build: $(FUZZ_BINS)
 
+# Each run's libFuzzer output goes to build/fuzz/logs/NAME.log and a line to
+# build/fuzz/ledger.tsv (date, harness, seconds, executions, coverage, features, corpus);
+# `make fuzz-report` sums the ledger per harness, so fuzzing time adds up across runs.
 fuzz: fuzz-build
-	@for n in $(FUZZ_NAMES); do \
+	@mkdir -p $(FUZZ_DIR)/logs; \
+	for n in $(FUZZ_NAMES); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$n $(FUZZ_DIR)/artifacts/$$n && \
 	  cp -n tests/fuzz/corpus/$$n/* $(FUZZ_DIR)/corpus/$$n/ 2>/dev/null; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  start=$$(date +%s); \
 	  ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=1024:$$ASAN_OPTIONS \
 	  $(FUZZ_DIR)/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	    -close_fd_mask=3 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$n/ \
-	    $(FUZZ_ARGS) $(FUZZ_DIR)/corpus/$$n $$(ls -d tests/fuzz/regress/$$n 2>/dev/null) || exit 1; \
+	    $(FUZZ_ARGS) $(FUZZ_DIR)/corpus/$$n $$(ls -d tests/fuzz/regress/$$n 2>/dev/null) \
+	    >$(FUZZ_DIR)/logs/$$n.log 2>&1; rc=$$?; \
+	  tests/fuzz/ledger $$n $$(( $$(date +%s) - start )) $(FUZZ_DIR)/logs/$$n.log \
+	    $(FUZZ_DIR)/corpus/$$n >>$(FUZZ_DIR)/ledger.tsv; \
+	  tail -1 $(FUZZ_DIR)/ledger.tsv; \
+	  if [ $$rc -ne 0 ]; then tail -40 $(FUZZ_DIR)/logs/$$n.log; exit 1; fi; \
 	done
 
-.PHONY: fuzz fuzz-build fuzz-if-clang
+fuzz-report:
+	@tests/fuzz/ledger --report $(FUZZ_DIR)/ledger.tsv
+
+.PHONY: fuzz fuzz-build fuzz-if-clang fuzz-report
 
 # make check replays the corpora and regressions (tests/fuzz.test) where clang is installed.
 fuzz-if-clang:
