@@ -866,7 +866,7 @@ int main(int argc, char **argv)
 		if (d)
 			xfclose(d, dname);
 	} else {
-		wds_options wo = { .max_member = WDS_MAX_MEMBER, .check_keys = 1 };
+		wds_options wo = { .max_member = WDS_MAX_MEMBER, .check_keys = 1, .borrow = 1 };
 		wds_reader *r = wds_open((const char *const *)argv + optind, (size_t)(argc - optind), &wo);
 		wds_writer *w = wds_writer_open("-");
 		wds_writer *d = o.dropped ? wds_writer_open(dtmp ? dtmp : o.dropped) : NULL;

@@ -10,9 +10,12 @@
 typedef struct {
 	char *name;            /* full member path as stored in the archive */
 	char *field;           /* lower-cased: the part of the basename after the key's dot */
-	unsigned char *data;
+	unsigned char *data;   /* its own storage, or with wds_options.borrow the reader's buffer */
 	size_t size;
 	size_t name_cap, field_cap, data_cap;   /* storage, reused across wds_next() calls */
+	unsigned char *store;  /* the storage (data_cap bytes) */
+	uint64_t at;           /* borrowed: stream offset of the data */
+	int borrowed;
 } wds_member;
 
 /* A sample: the run of consecutive members that share a key. Its storage belongs to the
@@ -34,6 +37,9 @@ typedef struct {
 	int check_keys;        /* warn when a key reappears after its run ended, or a member
 	                        * repeats a field of its sample (default on) */
 	int defer_errors;      /* wds_next() returns -1 on a broken stream instead of exiting */
+	int borrow;            /* zero-copy: members of a plain (uncompressed) tar point into the
+	                        * reader's buffer, valid until the next wds_next() or
+	                        * wds_close(); the buffer grows to the largest sample */
 } wds_options;
 
 #define WDS_MAX_MEMBER ((uint64_t)256 << 20)

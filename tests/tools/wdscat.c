@@ -6,7 +6,7 @@
 
 int main(int argc, char **argv)
 {
-	wds_options opt = { .max_member = WDS_MAX_MEMBER, .check_keys = 1 };
+	wds_options opt = { .max_member = WDS_MAX_MEMBER, .check_keys = 1, .borrow = 1 };
 	wds_sample s = { 0 };
 	wds_reader *r;
 	wds_writer *w = NULL;
