@@ -10,7 +10,7 @@
  *                        of any (a write of any kind, fsync or rename)
  * FAILIO_COUNT=FILE      with FAILIO_KILL_AT: at exit, write how many calls there were
  * Writes are caught at fwrite/fputs/fputc/fflush/fclose (glibc's stdio does not call write()
- * through the PLT) and at write() on descriptors opened with open().
+ * through the PLT) and at write() and writev() on descriptors.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 enum { MAXF = 64 };
@@ -183,6 +184,15 @@ ssize_t write(int fd, const void *buf, size_t n)
 	if (fd > 2 && want("write") && fd_matches(fd) && !event())
 		return fail();
 	return real(fd, buf, n);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	REAL(ssize_t, "writev", int, const struct iovec *, int);
+
+	if (fd > 2 && want("write") && fd_matches(fd) && !event())
+		return fail();
+	return real(fd, iov, n);
 }
 
 int fsync(int fd)
