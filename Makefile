@@ -104,8 +104,14 @@ $(BIN)/tools/%: $(BUILD)/tests/tools/%.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
+# Under CI (CI=true), make check also runs the suite again built with ASan + UBSan.
 check: all
 	CULL_BIN=$(abspath $(BIN)) tests/run $(TESTS)
+ifneq ($(CI),)
+ifeq ($(SAN),)
+	$(MAKE) --no-print-directory check SAN=1
+endif
+endif
 
 lint-man:
 	mandoc -T lint -W warning $(MAN1) $(MAN5) $(MAN7)
