@@ -460,7 +460,7 @@ static void save_cuts(size_t kept)
 	size_t *gx, ng, g, i;
 	group *gr = groups(&gx, &ng);
 	/* atomically: a failed write leaves an older thresholds file whole */
-	char *tmp = is_replaceable(o.save_cuts) ? xasprintf("%s.tmp", o.save_cuts) : NULL;
+	char *tmp = is_replaceable(o.save_cuts) ? temp_path(o.save_cuts) : NULL;
 	rec_writer *w = rec_writer_open(tmp ? tmp : o.save_cuts);
 	record r;
 	char name[64];
@@ -852,7 +852,7 @@ int main(int argc, char **argv)
 		save_cuts(kept);
 
 	if (o.dropped && is_replaceable(o.dropped))
-		dtmp = xasprintf("%s.tmp", o.dropped);
+		dtmp = temp_path(o.dropped);
 	if (optind == argc) {
 		FILE *out = stdout, *d = o.dropped ? xfopen(dtmp ? dtmp : o.dropped, "wb") : NULL;
 		const char *dname = o.dropped ? io_name(o.dropped, 1) : NULL;

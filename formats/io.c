@@ -199,6 +199,41 @@ static void fsync_path(const char *path, int dir)
 	close(fd);
 }
 
+/* The temporary files being written, removed at exit unless committed. */
+enum { MAX_TEMPS = 16 };
+static char *temps[MAX_TEMPS];
+
+static void remove_temps(void)
+{
+	for (int i = 0; i < MAX_TEMPS; i++)
+		if (temps[i])
+			unlink(temps[i]);
+}
+
+char *temp_path(const char *path)
+{
+	static int registered;
+	char *tmp = xasprintf("%s.tmp", path);
+
+	if (!registered++)
+		atexit(remove_temps);
+	for (int i = 0; i < MAX_TEMPS; i++)
+		if (!temps[i]) {
+			temps[i] = xstrdup(tmp);
+			break;
+		}
+	return tmp;
+}
+
+static void forget_temp(const char *tmp)
+{
+	for (int i = 0; i < MAX_TEMPS; i++)
+		if (temps[i] && strcmp(temps[i], tmp) == 0) {
+			free(temps[i]);
+			temps[i] = NULL;
+		}
+}
+
 void commit_file(const char *tmp, const char *path)
 {
 	char *copy = xstrdup(path);
@@ -209,6 +244,7 @@ void commit_file(const char *tmp, const char *path)
 		unlink(tmp);
 		die(EXIT_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
 	}
+	forget_temp(tmp);
 	fsync_path(dirname(copy), 1);
 	free(copy);
 }

@@ -55,6 +55,9 @@ void die_write(const char *name) __attribute__((noreturn));
 /* Whether path may be replaced by a temporary file and rename: absent or a regular file
  * (not "-", nor a device such as /dev/full or a FIFO, which are written in place). */
 int is_replaceable(const char *path);
+/* "path.tmp", the temporary file that commit_file() will move over path; until then it is
+ * removed if the program exits (a failed write dies with half a file in it). */
+char *temp_path(const char *path);
 /* Move tmp over path once its bytes are on disk, then sync the directory entry. Dies with
  * EXIT_IO (removing tmp) on failure; path is then left as it was. */
 void commit_file(const char *tmp, const char *path);

@@ -582,7 +582,7 @@ void kmeans_save(const char *path, const kmeans_file *kf)
 		st_add(w, "class_means", ST_F32, 2, ms, kf->class_means);
 	}
 	if (is_replaceable(path)) {       /* atomically: an old file survives a failed write */
-		char *tmp = xasprintf("%s.tmp", path);
+		char *tmp = temp_path(path);
 		st_write(w, tmp);
 		commit_file(tmp, path);
 		free(tmp);

@@ -17,7 +17,7 @@ void check_replaceable(const char *opt, const char *path)
 
 void save_model_atomic(st_writer *w, const char *path)
 {
-	char *tmp = xasprintf("%s.tmp", path);
+	char *tmp = temp_path(path);
 
 	st_write(w, tmp);
 	commit_file(tmp, path);
@@ -31,7 +31,7 @@ enum { F_LOSS, F_ELAPSED, F_COUNT };
 void save_state(const char *path, const nn_model *m, const sample_stats *s,
                 const train_state *t, const ssl_state *ss)
 {
-	char *tmp = xasprintf("%s.tmp", path);
+	char *tmp = temp_path(path);
 	st_writer *w = st_writer_new();
 	int64_t iv[S_COUNT], sh[1], ssl_iv[2];
 	double fv[F_COUNT];

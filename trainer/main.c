@@ -799,7 +799,7 @@ static void log_append(train_state *t, const char *line)
 
 static void write_log(const char *path, const train_state *t)
 {
-	char *tmp = xasprintf("%s.tmp", path);
+	char *tmp = temp_path(path);
 	FILE *f = xfopen(tmp, "w");
 
 	xfwrite(t->log, t->log_len, f, tmp);

@@ -211,7 +211,7 @@ void stats_final(sample_stats *s, nn_model *m, const dataset *d, const augment *
 void stats_write(const sample_stats *s, const dataset *d, long epochs, const char *path)
 {
 	/* atomically, as the checkpoints: a failed write leaves an older scores file whole */
-	char *tmp = is_replaceable(path) ? xasprintf("%s.tmp", path) : NULL;
+	char *tmp = is_replaceable(path) ? temp_path(path) : NULL;
 	rec_writer *w = rec_writer_open(tmp ? tmp : path);
 	record r;
 	double runs = s->score_runs_done > 0 ? s->score_runs_done : 1;
