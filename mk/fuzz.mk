@@ -36,7 +36,8 @@ $(FUZZ_DIR)/json: FUZZ_CFLAGS += -Dmain=cull_json_main
 fuzz-build: $(FUZZ_BINS)
 
 # Each run's libFuzzer output goes to build/fuzz/logs/NAME.log and a line to
-# build/fuzz/ledger.tsv (date, harness, seconds, executions, coverage, features, corpus);
+# build/fuzz/ledger.tsv (date, harness, wall and CPU seconds, executions, coverage,
+# features, corpus);
 # `make fuzz-report` sums the ledger per harness, so fuzzing time adds up across runs.
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_DIR)/logs; \
@@ -46,12 +47,13 @@ fuzz: fuzz-build
 	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
 	  start=$$(date +%s); \
 	  ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=1024:$$ASAN_OPTIONS \
+	  /usr/bin/time -f '%U %S' -o $(FUZZ_DIR)/logs/$$n.cpu \
 	  $(FUZZ_DIR)/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	    -close_fd_mask=3 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$n/ \
 	    $(FUZZ_ARGS) $(FUZZ_DIR)/corpus/$$n $$(ls -d tests/fuzz/regress/$$n 2>/dev/null) \
 	    >$(FUZZ_DIR)/logs/$$n.log 2>&1; rc=$$?; \
-	  tests/fuzz/ledger $$n $$(( $$(date +%s) - start )) $(FUZZ_DIR)/logs/$$n.log \
-	    $(FUZZ_DIR)/corpus/$$n >>$(FUZZ_DIR)/ledger.tsv; \
+	  tests/fuzz/ledger $$n $$(( $$(date +%s) - start )) $(FUZZ_DIR)/logs/$$n.cpu \
+	    $(FUZZ_DIR)/logs/$$n.log $(FUZZ_DIR)/corpus/$$n >>$(FUZZ_DIR)/ledger.tsv; \
 	  tail -1 $(FUZZ_DIR)/ledger.tsv; \
 	  if [ $$rc -ne 0 ]; then tail -40 $(FUZZ_DIR)/logs/$$n.log; exit 1; fi; \
 	done
