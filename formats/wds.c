@@ -341,7 +341,7 @@ static int open_shard(wds_reader *r)
 	if (r->fd < 0)
 		return fail_io(r, "%s: %s", r->source, strerror(errno));
 	if (!r->buf) {
-		r->cap = 1 << 20;
+		r->cap = 2 * READ_CHUNK;
 		r->buf = xmalloc(r->cap);
 	}
 	r->lo = r->hi = 0;
@@ -970,7 +970,7 @@ wds_writer *wds_writer_fdopen(FILE *f, const char *name)
 	w->f = f;
 	w->fd = fileno(f);
 	w->name = name;
-	w->cap = 1 << 20;
+	w->cap = 256 << 10;
 	w->buf = xmalloc(w->cap);
 	if (!registered++)
 		atexit(flush_at_exit);
