@@ -197,6 +197,8 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *bi
 
 	if (onednn_conv_forward(out, in, w, bias, g, flags))
 		return;
+	if (g->blk_in || g->blk_out)
+		die(EXIT_USAGE, "conv2d_forward: a blocked layout without oneDNN (conv2d_blocked_ok)");
 
 	j.group = conv_group(g);
 	groups = (g->n + j.group - 1) / j.group;
@@ -275,6 +277,8 @@ void conv2d_backward(float *din, float *dw, float *dbias, const float *dout,
 
 	if (onednn_conv_backward(din, dw, dbias, dout, in, w, g, flags))
 		return;
+	if (g->blk_in || g->blk_out)
+		die(EXIT_USAGE, "conv2d_backward: a blocked layout without oneDNN (conv2d_blocked_ok)");
 
 	j.group = conv_group(g);
 	groups = (g->n + j.group - 1) / j.group;

@@ -20,9 +20,28 @@ typedef struct {
 	int oc, kh, kw;        /* weight [oc, c, kh, kw] */
 	int stride, pad;
 	int oh, ow;            /* output [n, oc, oh, ow], set by conv2d_shape() */
+	int blk_in, blk_out;   /* layouts of in (and din) and out (and dout): 0 = NCHW, else
+	                          blocked with that many channels a block (nn_layout_block) */
 } conv_geom;
 
 void conv2d_shape(conv_geom *g);
+
+/*
+ * The blocked activation layout: [n][c/B][h][w][B], channel c of image n at plane
+ * position p stored at ((n * c/B + c / B) * h * w + p) * B + c % B, for c a multiple of B.
+ * It is oneDNN's nChw8c / nChw16c, the layout its convolution kernels work in; a ResNet
+ * keeps its activations in it from the stem to the pooling so that no convolution
+ * reorders them (resnet.c). Only the oneDNN backend takes blocked convolution operands.
+ */
+/* B for this CPU (8 with AVX2, 16 with AVX-512), or 0: activations stay NCHW (no oneDNN,
+ * CULL_NN=blas, or CULL_NN_LAYOUT=nchw). */
+int nn_layout_block(void);
+/* Whether oneDNN runs this geometry with its layouts (forward; with train, backward too);
+ * where not, a model keeps NCHW. */
+int conv2d_blocked_ok(const conv_geom *g, int train);
+/* NCHW <-> blocked copies of [n, c, hw]. */
+void nn_to_blocked(float *dst, const float *src, int n, int c, int hw, int blk);
+void nn_from_blocked(float *dst, const float *src, int n, int c, int hw, int blk);
 
 /* out[n,oc,oh,ow] = conv(in[n,c,h,w], w[oc,c,kh,kw]) + bias[oc] (bias may be NULL),
  * then ReLU with NN_RELU. im2col + cblas_sgemm (1x1 stride-1 convs skip im2col), images
@@ -54,6 +73,19 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
                         const float *in, const float *mean, const float *rstd,
                         const float *gamma, const float *relu_out, int n, int c, int hw,
                         int flags);
+/* The same three on the blocked layout (c a multiple of blk); the sums run in another
+ * order, so results agree with the NCHW functions to rounding. */
+void batchnorm_forward_train_blk(float *out, float *mean, float *rstd, float *run_mean,
+                                 float *run_var, const float *in, const float *gamma,
+                                 const float *beta, int n, int c, int hw, float momentum,
+                                 float eps, int flags, int blk);
+void batchnorm_forward_eval_blk(float *out, const float *in, const float *gamma,
+                                const float *beta, const float *run_mean, const float *run_var,
+                                int n, int c, int hw, float eps, int flags, int blk);
+void batchnorm_backward_blk(float *din, float *dgamma, float *dbeta, const float *dout,
+                            const float *in, const float *mean, const float *rstd,
+                            const float *gamma, const float *relu_out, int n, int c, int hw,
+                            int flags, int blk);
 /* Fold eval-mode BN into the preceding conv: wf[oc,k] = w * s, bf[oc] = beta - mean * s
  * (+ conv bias * s), s = gamma / sqrt(var + eps). */
 void batchnorm_fold(float *wf, float *bf, const float *w, const float *bias, const float *gamma,
@@ -72,10 +104,19 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int n, int c,
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int n, int c,
                       int h, int w, int oh, int ow, int flags);
 int maxpool_out(int h);     /* output size for input size h */
+/* On the blocked layout: out and argmax [n][c/blk][oh][ow][blk], argmax as above. */
+void maxpool_forward_blk(float *out, int32_t *argmax, const float *in, int n, int c, int h,
+                         int w, int oh, int ow, int blk);
+void maxpool_backward_blk(float *din, const float *dout, const int32_t *argmax, int n, int c,
+                          int h, int w, int oh, int ow, int flags, int blk);
 
 /* Global average pool: out[n,c] = mean(in[n,c,hw]). */
 void avgpool_forward(float *out, const float *in, int n, int c, int hw);
 void avgpool_backward(float *din, const float *dout, int n, int c, int hw, int flags);
+/* From a blocked input; out and dout stay [n, c]. */
+void avgpool_forward_blk(float *out, const float *in, int n, int c, int hw, int blk);
+void avgpool_backward_blk(float *din, const float *dout, int n, int c, int hw, int flags,
+                          int blk);
 
 /* Linear: out[n,o] = in[n,i] w[o,i]^T + b[o] (b may be NULL). */
 void linear_forward(float *out, const float *in, const float *w, const float *b,

@@ -3,10 +3,10 @@
  *
  * Built when the oneDNN headers are present (the Makefile defines CULL_DNNL); otherwise
  * every function here reports "not handled" and the layers use im2col + sgemm, which is
- * also what CULL_NN=blas selects at run time. Tensors stay float32 NCHW everywhere else:
- * each call reorders its inputs into the blocked layouts oneDNN's kernels prefer, runs,
- * and reorders the result back (a memory pass each; together about a tenth of a
- * ResNet step).
+ * also what CULL_NN=blas selects at run time. An operand in another layout than the one
+ * oneDNN's kernel wants (NCHW, usually) is reordered into it before the call and the
+ * result back after (a memory pass each); a ResNet avoids that by keeping its activations
+ * in the kernels' own blocked layout (conv_geom.blk_in/blk_out, nn_layout_block).
  *
  * One primitive per (direction, geometry, fusion, thread count), made on first use and
  * kept; the blocked copies live in grow-only buffers shared by all convolutions (one
@@ -120,6 +120,22 @@ static void plain(dnnl_memory_desc_t *md, int n, int c, int h, int w, dnnl_forma
 	check(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, tag), "memory descriptor");
 }
 
+/* The memory format of an activation of layout blk (conv_geom.blk_in/blk_out). */
+static dnnl_format_tag_t act_tag(int blk)
+{
+	return blk == 16 ? dnnl_nChw16c : blk == 8 ? dnnl_nChw8c : dnnl_nchw;
+}
+
+static int is_nchw(const dnnl_memory_desc_t *md)
+{
+	dnnl_memory_desc_t p;
+
+	if (md->ndims != 4)
+		return 0;
+	plain(&p, (int)md->dims[0], (int)md->dims[1], (int)md->dims[2], (int)md->dims[3], dnnl_nchw);
+	return dnnl_memory_desc_equal(md, &p);
+}
+
 static void make_port(port *p, const_dnnl_primitive_desc_t pd, dnnl_query_t q, int out)
 {
 	p->prim = *dnnl_primitive_desc_query_md(pd, q, 0);
@@ -134,7 +150,7 @@ static void make_port(port *p, const_dnnl_primitive_desc_t pd, dnnl_query_t q, i
 	dnnl_memory_desc_t c16;
 	const dnnl_dims_t *d = &p->user.dims;
 	plain(&c16, (int)(*d)[0], (int)(*d)[1], (int)(*d)[2], (int)(*d)[3], dnnl_aBcd16b);
-	p->c16 = dnnl_memory_desc_equal(&p->prim, &c16) && p->user.dims[1] > 1;
+	p->c16 = dnnl_memory_desc_equal(&p->prim, &c16) && p->user.dims[1] > 1 && is_nchw(&p->user);
 	if (p->c16)
 		return;
 	if (!dnnl_memory_desc_equal(&p->user, &p->prim))
@@ -157,9 +173,9 @@ static void build(entry *e)
 	dnnl_primitive_desc_t pd = NULL, hint = NULL;
 	dnnl_primitive_attr_t attr = NULL;
 
-	plain(&src, g->n, g->c, g->h, g->w, dnnl_nchw);
+	plain(&src, g->n, g->c, g->h, g->w, act_tag(g->blk_in));
 	plain(&wei, g->oc, g->c, g->kh, g->kw, dnnl_oihw);
-	plain(&dst, g->n, g->oc, g->oh, g->ow, dnnl_nchw);
+	plain(&dst, g->n, g->oc, g->oh, g->ow, act_tag(g->blk_out));
 	plain(&any_src, g->n, g->c, g->h, g->w, dnnl_format_tag_any);
 	plain(&any_wei, g->oc, g->c, g->kh, g->kw, dnnl_format_tag_any);
 	if (e->bf16) {      /* inputs rounded to bfloat16 by the reorders, sums in float */
@@ -431,6 +447,41 @@ int onednn_conv_backward(float *din, float *dw, float *dbias, const float *dout,
 	return 1;
 }
 
+int conv2d_blocked_ok(const conv_geom *g, int train)
+{
+	if (!enabled())
+		return !g->blk_in && !g->blk_out;
+	return lookup(FWD, g, 0, 0)->ok &&
+	       (!train || (lookup(BWD_DATA, g, 0, 0)->ok && lookup(BWD_WEIGHTS, g, 0, 0)->ok));
+}
+
+/* The layout oneDNN's forward kernel picks for the output of a 3x3 convolution of 16
+ * channels: nChw16c on AVX-512, nChw8c on AVX2 and SSE4.1. */
+int nn_layout_block(void)
+{
+	static int blk = -1;
+
+	if (blk < 0) {
+		const char *e = getenv("CULL_NN_LAYOUT");
+		blk = 0;
+		if (e && strcmp(e, "nchw") != 0 && strcmp(e, "blocked") != 0)
+			die(EXIT_USAGE, "CULL_NN_LAYOUT=%s: not nchw or blocked", e);
+		if (enabled() && !(e && strcmp(e, "nchw") == 0)) {
+			conv_geom g = { .n = 2, .c = 16, .h = 8, .w = 8, .oc = 16, .kh = 3, .kw = 3,
+				.stride = 1, .pad = 1 };
+			conv2d_shape(&g);
+			entry *x = lookup(FWD, &g, 0, 0);
+			dnnl_memory_desc_t b;
+			for (int k = 16; x->ok && k >= 8 && !blk; k -= 8) {
+				plain(&b, g.n, g.oc, g.oh, g.ow, act_tag(k));
+				if (dnnl_memory_desc_equal(&x->p[2].prim, &b))
+					blk = k;
+			}
+		}
+	}
+	return blk;
+}
+
 int nn_set_bf16(int on)
 {
 	if (!enabled())
@@ -456,8 +507,12 @@ const char *nn_backend(void)
 	if (!enabled())
 		return "OpenBLAS im2col + sgemm (CULL_NN=blas)";
 	const char *wait = getenv("OMP_WAIT_POLICY");
-	snprintf(s, sizeof s, "oneDNN %d.%d.%d convolutions, OpenBLAS; OpenMP wait policy %s",
-	         v->major, v->minor, v->patch, wait ? wait : "default");
+	int blk = nn_layout_block();
+	char layout[32] = "NCHW";
+	if (blk)
+		snprintf(layout, sizeof layout, "nChw%dc", blk);
+	snprintf(s, sizeof s, "oneDNN %d.%d.%d convolutions on %s activations, OpenBLAS; "
+	         "OpenMP wait policy %s", v->major, v->minor, v->patch, layout, wait ? wait : "default");
 	return s;
 }
 
@@ -484,6 +539,17 @@ int nn_set_bf16(int on)
 }
 
 int onednn_active(void)
+{
+	return 0;
+}
+
+int conv2d_blocked_ok(const conv_geom *g, int train)
+{
+	(void)train;
+	return !g->blk_in && !g->blk_out;
+}
+
+int nn_layout_block(void)
 {
 	return 0;
 }

@@ -22,6 +22,7 @@ struct nn_op {
 
 struct nn_act {
 	int c, h, w;
+	int blk;                 /* 0: NCHW; else blocked, blk channels a block (layers.h) */
 	size_t size;             /* per image */
 	float *data, *grad;
 };
@@ -380,6 +381,44 @@ static void shapes(nn_model *m, int h, int w)
 		m->acts[a].size = (size_t)m->acts[a].c * m->acts[a].h * m->acts[a].w;
 }
 
+static conv_geom geom(const nn_model *m, const nn_op *o, int n);
+
+/* Layouts: with oneDNN, every activation from a convolution on (to the pooling) is kept
+ * in the convolutions' blocked layout where its channels fill whole blocks, so that no
+ * convolution reorders its operands; BN, ReLU, the residual add and the pools work on it
+ * in place. The input image and the pooled features stay NCHW. If oneDNN refuses any
+ * convolution in those layouts, everything stays NCHW. */
+static void layouts(nn_model *m, int batch, int train)
+{
+	int blk = nn_layout_block();
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (int a = 0; a < m->nacts; a++)
+			m->acts[a].blk = 0;
+		if (!blk)
+			return;
+		for (int i = 0; i < m->nops; i++) {
+			const nn_op *o = &m->ops[i];
+			nn_act *in = &m->acts[o->in], *out = &m->acts[o->out];
+			if (o->kind == OP_CONV)
+				out->blk = out->c % blk == 0 ? blk : 0;
+			else if (o->kind != OP_AVGPOOL && o->kind != OP_FC)
+				out->blk = in->blk;
+			if (o->kind == OP_ADD && m->acts[o->in2].blk != in->blk)
+				die(EXIT_USAGE, "%s: the residual add joins two layouts", m->arch);
+		}
+		int ok = 1;
+		for (int i = 0; i < m->nops && ok; i++)
+			if (m->ops[i].kind == OP_CONV) {
+				conv_geom g = geom(m, &m->ops[i], batch);
+				ok = !(g.blk_in || g.blk_out) || conv2d_blocked_ok(&g, train);
+			}
+		if (ok)
+			return;
+		blk = 0;
+	}
+}
+
 /* Eval: the act an op writes, with a folded BN's output taking the conv's place. */
 static int eval_out(const nn_model *m, int i)
 {
@@ -408,6 +447,7 @@ void nn_setup(nn_model *m, int batch, int h, int w, int train)
 	m->w = w;
 	m->train = train;
 	shapes(m, h, w);
+	layouts(m, batch, train);
 
 	size_t total = 0, idx = 0;
 	for (int i = 0; i < m->nops; i++)
@@ -520,7 +560,8 @@ static conv_geom geom(const nn_model *m, const nn_op *o, int n)
 {
 	const nn_act *in = &m->acts[o->in];
 	conv_geom g = { .n = n, .c = in->c, .h = in->h, .w = in->w, .oc = o->cout, .kh = o->k,
-		.kw = o->k, .stride = o->stride, .pad = o->pad };
+		.kw = o->k, .stride = o->stride, .pad = o->pad, .blk_in = in->blk,
+		.blk_out = m->acts[o->out].blk };
 	conv2d_shape(&g);
 	return g;
 }
@@ -561,15 +602,23 @@ const float *nn_forward(nn_model *m, const float *x, int n, int train)
 			float *gam = m->params + t[0].off, *bet = m->params + t[1].off;
 			float *rm = m->buffers + t[2].off, *rv = m->buffers + t[3].off;
 			int fl = relu_fused(m, i) ? NN_RELU : 0;
-			if (train) {
-				batchnorm_forward_train(out->data, m->stats + o->stat_off,
-				                        m->stats + o->stat_off + o->cout, rm, rv, in->data,
-				                        gam, bet, n, o->cout, hw, m->bn_momentum, m->bn_eps, fl);
-				m->counters[t[4].off]++;
+			float *mean = m->stats + o->stat_off, *rstd = mean + o->cout;
+			if (train && in->blk) {
+				batchnorm_forward_train_blk(out->data, mean, rstd, rm, rv, in->data, gam, bet,
+				                            n, o->cout, hw, m->bn_momentum, m->bn_eps, fl,
+				                            in->blk);
+			} else if (train) {
+				batchnorm_forward_train(out->data, mean, rstd, rm, rv, in->data, gam, bet, n,
+				                        o->cout, hw, m->bn_momentum, m->bn_eps, fl);
+			} else if (in->blk) {
+				batchnorm_forward_eval_blk(out->data, in->data, gam, bet, rm, rv, n, o->cout,
+				                           hw, m->bn_eps, fl, in->blk);
 			} else {
 				batchnorm_forward_eval(out->data, in->data, gam, bet, rm, rv, n, o->cout, hw,
 				                       m->bn_eps, fl);
 			}
+			if (train)
+				m->counters[t[4].off]++;
 			break;
 		}
 		case OP_RELU:
@@ -580,11 +629,18 @@ const float *nn_forward(nn_model *m, const float *x, int n, int train)
 			add_forward(out->data, in->data, m->acts[o->in2].data, in->size * n);
 			break;
 		case OP_MAXPOOL:
-			maxpool_forward(out->data, m->argmax + o->idx_off * n, in->data, n, in->c, in->h,
-			                in->w, out->h, out->w);
+			if (in->blk)
+				maxpool_forward_blk(out->data, m->argmax + o->idx_off * n, in->data, n, in->c,
+				                    in->h, in->w, out->h, out->w, in->blk);
+			else
+				maxpool_forward(out->data, m->argmax + o->idx_off * n, in->data, n, in->c,
+				                in->h, in->w, out->h, out->w);
 			break;
 		case OP_AVGPOOL:
-			avgpool_forward(out->data, in->data, n, in->c, in->h * in->w);
+			if (in->blk)
+				avgpool_forward_blk(out->data, in->data, n, in->c, in->h * in->w, in->blk);
+			else
+				avgpool_forward(out->data, in->data, n, in->c, in->h * in->w);
 			break;
 		case OP_FC:
 			linear_forward(out->data, in->data, m->params + t[0].off, m->params + t[1].off, n,
@@ -675,10 +731,18 @@ void nn_backward(nn_model *m, int n)
 		}
 		case OP_BN:
 			din = grad(m, o->in, &fl);
-			batchnorm_backward(din, m->grads + t[0].off, m->grads + t[1].off, dout, in->data,
-			                   m->stats + o->stat_off, m->stats + o->stat_off + o->cout,
-			                   m->params + t[0].off, relu_fused(m, i) ? out->data : NULL, n,
-			                   o->cout, in->h * in->w, fl);
+			if (in->blk)
+				batchnorm_backward_blk(din, m->grads + t[0].off, m->grads + t[1].off, dout,
+				                       in->data, m->stats + o->stat_off,
+				                       m->stats + o->stat_off + o->cout, m->params + t[0].off,
+				                       relu_fused(m, i) ? out->data : NULL, n, o->cout,
+				                       in->h * in->w, fl, in->blk);
+			else
+				batchnorm_backward(din, m->grads + t[0].off, m->grads + t[1].off, dout,
+				                   in->data, m->stats + o->stat_off,
+				                   m->stats + o->stat_off + o->cout, m->params + t[0].off,
+				                   relu_fused(m, i) ? out->data : NULL, n, o->cout,
+				                   in->h * in->w, fl);
 			break;
 		case OP_RELU:         /* in place: mask the gradient by the output */
 			if (i == 0 || !relu_fused(m, i - 1))
@@ -693,12 +757,19 @@ void nn_backward(nn_model *m, int n)
 			break;
 		case OP_MAXPOOL:
 			din = grad(m, o->in, &fl);
-			maxpool_backward(din, dout, m->argmax + o->idx_off * n, n, in->c, in->h, in->w,
-			                 out->h, out->w, fl);
+			if (in->blk)
+				maxpool_backward_blk(din, dout, m->argmax + o->idx_off * n, n, in->c, in->h,
+				                     in->w, out->h, out->w, fl, in->blk);
+			else
+				maxpool_backward(din, dout, m->argmax + o->idx_off * n, n, in->c, in->h,
+				                 in->w, out->h, out->w, fl);
 			break;
 		case OP_AVGPOOL:
 			din = grad(m, o->in, &fl);
-			avgpool_backward(din, dout, n, in->c, in->h * in->w, fl);
+			if (in->blk)
+				avgpool_backward_blk(din, dout, n, in->c, in->h * in->w, fl, in->blk);
+			else
+				avgpool_backward(din, dout, n, in->c, in->h * in->w, fl);
 			break;
 		case OP_FC:
 			din = grad(m, o->in, &fl);

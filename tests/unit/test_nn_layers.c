@@ -335,6 +335,169 @@ static void test_xent(float sm)
 	free(c.z); free(c.p);
 }
 
+/* ---- the blocked layout: each layer against its NCHW version ---- */
+
+static float *blocked(const float *x, int n, int c, int hw, int blk)
+{
+	float *b = xmalloc(sizeof(float) * (size_t)n * c * hw);
+	nn_to_blocked(b, x, n, c, hw, blk);
+	return b;
+}
+
+/* max difference between NCHW a and blocked b, relative to max(|a|, 1) */
+static double blk_err(const float *a, const float *b, int n, int c, int hw, int blk)
+{
+	size_t k = (size_t)n * c * hw;
+	float *u = xmalloc(sizeof(float) * k);
+	nn_from_blocked(u, b, n, c, hw, blk);
+	double e = max_rel_err(u, a, k, 1.0);
+	free(u);
+	return e;
+}
+
+static void test_blocked(int blk, int n, int h, int w)
+{
+	int c = 2 * blk, hw = h * w, oh = maxpool_out(h), ow = maxpool_out(w);
+	size_t k = (size_t)n * c * hw, ko = (size_t)n * c * oh * ow;
+	float *x = rnd(k), *dy = rnd(k), *g = rnd(c), *be = rnd(c), *rm = rnd(c), *rv = rnd(c);
+	float *xb = blocked(x, n, c, hw, blk), *dyb = blocked(dy, n, c, hw, blk);
+	float *y = rnd(k), *yb = rnd(k), *dx = rnd(k), *dxb = xmalloc(sizeof(float) * k);
+	float st[4][64], run[4][64], dg[2][64] = { { 0 } }, db[2][64] = { { 0 } };
+
+	for (int i = 0; i < c; i++)
+		rv[i] = rv[i] * rv[i] + 0.1f;
+	{   /* round trip */
+		float *u = xmalloc(sizeof(float) * k);
+		nn_from_blocked(u, xb, n, c, hw, blk);
+		CHECK(memcmp(u, x, sizeof(float) * k) == 0, "blocked %d: layout round trip", blk);
+		CHECK(xb[1] == x[hw], "blocked %d: channel lanes are innermost", blk);
+		free(u);
+	}
+	for (int relu = 0; relu <= 1; relu++) {
+		int fl = relu ? NN_RELU : 0;
+		memcpy(run[0], rm, sizeof(float) * c);
+		memcpy(run[1], rv, sizeof(float) * c);
+		memcpy(run[2], rm, sizeof(float) * c);
+		memcpy(run[3], rv, sizeof(float) * c);
+		batchnorm_forward_train(y, st[0], st[1], run[0], run[1], x, g, be, n, c, hw, 0.1f,
+		                        1e-5f, fl);
+		batchnorm_forward_train_blk(yb, st[2], st[3], run[2], run[3], xb, g, be, n, c, hw,
+		                            0.1f, 1e-5f, fl, blk);
+		CHECK(blk_err(y, yb, n, c, hw, blk) < 1e-6 && max_rel_err(st[2], st[0], c, 1.0) < 1e-6 &&
+		      max_rel_err(st[3], st[1], c, 1.0) < 1e-6 &&
+		      max_rel_err(run[2], run[0], c, 1.0) < 1e-6 &&
+		      max_rel_err(run[3], run[1], c, 1.0) < 1e-6,
+		      "blocked %d: BN train forward%s (%dx%d)", blk, relu ? " + ReLU" : "", h, w);
+		const float *ro = relu ? y : NULL, *rob = relu ? yb : NULL;
+		for (int over = 1; over >= 0; over--) {
+			nn_to_blocked(dxb, dx, n, c, hw, blk);
+			float *dx0 = xmalloc(sizeof(float) * k);
+			memcpy(dx0, dx, sizeof(float) * k);
+			batchnorm_backward(dx0, dg[0], db[0], dy, x, st[0], st[1], g, ro, n, c, hw,
+			                   over ? NN_OVERWRITE : 0);
+			batchnorm_backward_blk(dxb, dg[1], db[1], dyb, xb, st[2], st[3], g, rob, n, c, hw,
+			                       over ? NN_OVERWRITE : 0, blk);
+			CHECK(blk_err(dx0, dxb, n, c, hw, blk) < 1e-6 &&
+			      max_rel_err(dg[1], dg[0], c, 1.0) < 1e-5 &&
+			      max_rel_err(db[1], db[0], c, 1.0) < 1e-5,
+			      "blocked %d: BN backward%s, %s", blk, relu ? " through ReLU" : "",
+			      over ? "overwriting" : "accumulating");
+			free(dx0);
+		}
+		batchnorm_forward_eval(y, x, g, be, rm, rv, n, c, hw, 1e-5f, fl);
+		batchnorm_forward_eval_blk(yb, xb, g, be, rm, rv, n, c, hw, 1e-5f, fl, blk);
+		CHECK(blk_err(y, yb, n, c, hw, blk) == 0, "blocked %d: BN eval%s, same bits", blk,
+		      relu ? " + ReLU" : "");
+	}
+	{   /* pools */
+		int32_t *am = xmalloc(sizeof(int32_t) * ko), *amb = xmalloc(sizeof(int32_t) * ko);
+		float *po = xmalloc(sizeof(float) * ko), *pob = xmalloc(sizeof(float) * ko);
+		float *gy = rnd(ko), *gyb = blocked(gy, n, c, oh * ow, blk);
+		x[5] = x[6];     /* a tie */
+		free(xb);
+		xb = blocked(x, n, c, hw, blk);
+		maxpool_forward(po, am, x, n, c, h, w, oh, ow);
+		maxpool_forward_blk(pob, amb, xb, n, c, h, w, oh, ow, blk);
+		float *af = xmalloc(sizeof(float) * ko), *afb = xmalloc(sizeof(float) * ko);
+		for (size_t i = 0; i < ko; i++) {
+			af[i] = (float)am[i];
+			afb[i] = (float)amb[i];
+		}
+		CHECK(blk_err(po, pob, n, c, oh * ow, blk) == 0 && blk_err(af, afb, n, c, oh * ow, blk) == 0,
+		      "blocked %d: maxpool forward and argmax", blk);
+		for (int over = 1; over >= 0; over--) {
+			float *d0 = xmalloc(sizeof(float) * k), *d1 = blocked(dx, n, c, hw, blk);
+			memcpy(d0, dx, sizeof(float) * k);
+			maxpool_backward(d0, gy, am, n, c, h, w, oh, ow, over ? NN_OVERWRITE : 0);
+			maxpool_backward_blk(d1, gyb, amb, n, c, h, w, oh, ow, over ? NN_OVERWRITE : 0, blk);
+			CHECK(blk_err(d0, d1, n, c, hw, blk) == 0, "blocked %d: maxpool backward, %s", blk,
+			      over ? "overwriting" : "accumulating");
+			free(d0);
+			free(d1);
+		}
+		float a0[256], a1[256], *ga = rnd((size_t)n * c);
+		avgpool_forward(a0, x, n, c, hw);
+		avgpool_forward_blk(a1, xb, n, c, hw, blk);
+		CHECK(max_rel_err(a1, a0, (size_t)n * c, 1e-3) == 0, "blocked %d: avgpool forward", blk);
+		for (int over = 1; over >= 0; over--) {
+			float *d0 = xmalloc(sizeof(float) * k), *d1 = blocked(dx, n, c, hw, blk);
+			memcpy(d0, dx, sizeof(float) * k);
+			avgpool_backward(d0, ga, n, c, hw, over ? NN_OVERWRITE : 0);
+			avgpool_backward_blk(d1, ga, n, c, hw, over ? NN_OVERWRITE : 0, blk);
+			CHECK(blk_err(d0, d1, n, c, hw, blk) == 0, "blocked %d: avgpool backward, %s", blk,
+			      over ? "overwriting" : "accumulating");
+			free(d0);
+			free(d1);
+		}
+		free(am), free(amb), free(po), free(pob), free(gy), free(gyb), free(af), free(afb);
+		free(ga);
+	}
+	free(x), free(dy), free(g), free(be), free(rm), free(rv), free(xb), free(dyb);
+	free(y), free(yb), free(dx), free(dxb);
+}
+
+/* A convolution between blocked activations, where oneDNN runs it, against NCHW. */
+static void test_conv_blocked(int blk, int n, int c, int h, int w, int oc, int k, int stride)
+{
+	conv_geom g = { .n = n, .c = c, .h = h, .w = w, .oc = oc, .kh = k, .kw = k,
+		.stride = stride, .pad = k / 2 };
+	conv2d_shape(&g);
+	conv_geom gb = g;
+	gb.blk_in = c % blk ? 0 : blk;
+	gb.blk_out = blk;
+	if (!conv2d_blocked_ok(&gb, 1)) {
+		printf("skip blocked %d conv: oneDNN does not run it here\n", blk);
+		return;
+	}
+	int hw = h * w, ohw = g.oh * g.ow;
+	size_t ki = (size_t)n * c * hw, ko = (size_t)n * oc * ohw, kw = (size_t)oc * c * k * k;
+	float *x = rnd(ki), *wt = rnd(kw), *dy = rnd(ko);
+	float *xb = gb.blk_in ? blocked(x, n, c, hw, blk) : x, *dyb = blocked(dy, n, oc, ohw, blk);
+	float *y = xmalloc(sizeof(float) * ko), *yb = xmalloc(sizeof(float) * ko);
+	float *dx = rnd(ki), *dxb = gb.blk_in ? blocked(dx, n, c, hw, blk) : xmalloc(sizeof(float) * ki);
+	float *dw0 = xcalloc(kw, sizeof(float)), *dw1 = xcalloc(kw, sizeof(float));
+
+	if (!gb.blk_in)
+		memcpy(dxb, dx, sizeof(float) * ki);
+	conv2d_forward(y, x, wt, NULL, &g, NN_RELU);
+	conv2d_forward(yb, xb, wt, NULL, &gb, NN_RELU);
+	CHECK(blk_err(y, yb, n, oc, ohw, blk) < 1e-5, "blocked %d conv %dx%d/%d, %s in: forward + ReLU",
+	      blk, k, k, stride, gb.blk_in ? "blocked" : "NCHW");
+	conv2d_backward(dx, dw0, NULL, dy, x, wt, &g, 0);
+	conv2d_backward(dxb, dw1, NULL, dyb, xb, wt, &gb, 0);
+	double e = gb.blk_in ? blk_err(dx, dxb, n, c, hw, blk) : max_rel_err(dxb, dx, ki, 1e-3);
+	CHECK(e < 1e-5 && max_rel_err(dw1, dw0, kw, 1e-3) < 1e-5,
+	      "blocked %d conv %dx%d/%d: backward (accumulating)", blk, k, k, stride);
+	conv2d_backward(dx, NULL, NULL, dy, x, wt, &g, NN_OVERWRITE);
+	conv2d_backward(dxb, NULL, NULL, dyb, xb, wt, &gb, NN_OVERWRITE);
+	e = gb.blk_in ? blk_err(dx, dxb, n, c, hw, blk) : max_rel_err(dxb, dx, ki, 1e-3);
+	CHECK(e < 1e-5, "blocked %d conv %dx%d/%d: backward data (overwriting)", blk, k, k, stride);
+	free(x), free(wt), free(dy), free(dyb), free(y), free(yb), free(dx), free(dw0), free(dw1);
+	free(dxb);
+	if (gb.blk_in)
+		free(xb);
+}
+
 int main(void)
 {
 	for (int t = 1; t <= 2; t++) {
@@ -355,5 +518,21 @@ int main(void)
 	test_linear();
 	test_xent(0.0f);
 	test_xent(0.1f);
+	for (int t = 1; t <= 2; t++) {
+		nn_set_threads(t);
+		test_blocked(8, 3, 7, 5);
+		test_blocked(16, 2, 9, 11);
+		test_blocked(8, 2, 13, 12);    /* h * w > the 64-position flush span */
+	}
+	if (nn_layout_block()) {
+		int b = nn_layout_block();
+		test_conv_blocked(b, 2, 3, 9, 9, 2 * b, 3, 1);    /* the stem: NCHW in */
+		test_conv_blocked(b, 2, b, 8, 8, b, 3, 1);
+		test_conv_blocked(b, 2, b, 8, 8, 2 * b, 3, 2);
+		test_conv_blocked(b, 2, 2 * b, 8, 8, b, 1, 1);
+		test_conv_blocked(b, 2, b, 9, 9, 2 * b, 1, 2);
+	} else {
+		printf("skip blocked convolutions: activations stay NCHW here (%s)\n", nn_backend());
+	}
 	return CHECK_DONE();
 }
