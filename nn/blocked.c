@@ -36,14 +36,18 @@ static void check_blk(int c, int blk, const char *what)
 		die(EXIT_USAGE, "%s: %d channels in blocks of %d", what, c, blk);
 }
 
-/* Sums of x - shift and its square over one item, lane by lane. */
+/* Per lane over one item, with d = x - shift: the sums of u and u * d, where u = d (the
+ * statistics of the forward pass) or, given dout, u = dy masked by relu_out > 0 (those of
+ * the backward pass: shift is then the saved mean). */
 NN_CLONES
-static void stats_item(void *ctx, int i, int tid)
+static void sums_item(void *ctx, int i, int tid)
 {
 	const bk_job *j = ctx;
 	int B = j->blk, cb = j->c / B, c0 = (i % cb) * B;
-	size_t hw = (size_t)j->h * j->w;
-	const float *x = j->in + (size_t)i * hw * B, *sh = j->shift + c0;
+	size_t hw = (size_t)j->h * j->w, base = (size_t)i * hw * B;
+	const float *x = j->in + base, *sh = j->shift + c0;
+	const float *dy = j->dout ? j->dout + base : NULL;
+	const float *r = j->relu_out ? j->relu_out + base : NULL;
 	double ds[MAXB] = { 0 }, dss[MAXB] = { 0 };
 	(void)tid;
 
@@ -52,9 +56,11 @@ static void stats_item(void *ctx, int i, int tid)
 		size_t p1 = p0 + SPAN < hw ? p0 + SPAN : hw;
 		for (size_t p = p0; p < p1; p++)
 			for (int l = 0; l < B; l++) {
-				float d = x[p * B + l] - sh[l];
-				a[l] += d;
-				q[l] += d * d;
+				size_t k = p * B + l;
+				float d = x[k] - sh[l];
+				float u = !dy ? d : r && !(r[k] > 0.0f) ? 0.0f : dy[k];
+				a[l] += u;
+				q[l] += u * d;
 			}
 		for (int l = 0; l < B; l++) {
 			ds[l] += a[l];
@@ -121,7 +127,7 @@ void batchnorm_forward_train_blk(float *out, float *mean, float *rstd, float *ru
 	for (int ch = 0; ch < c; ch++)   /* the first value of each channel, as layers.c */
 		shift[ch] = in[ch / blk * (size_t)hw * blk + ch % blk];
 	partials(&j);
-	nn_parallel(n * (c / blk), stats_item, &j);
+	nn_parallel(n * (c / blk), sums_item, &j);
 	for (int ch = 0; ch < c; ch++) {
 		double s = total(j.s, n, c, ch), ss = total(j.ss, n, c, ch);
 		double dm = s / cnt, mu = shift[ch] + dm;
@@ -159,40 +165,6 @@ void batchnorm_forward_eval_blk(float *out, const float *in, const float *gamma,
 	nn_parallel(n * (c / blk), apply_item, &j);
 }
 
-/* Sums of g and g * (x - m) over one item, g = dy masked by relu_out > 0 if given. */
-NN_CLONES
-static void dsums_item(void *ctx, int i, int tid)
-{
-	const bk_job *j = ctx;
-	int B = j->blk, cb = j->c / B, c0 = (i % cb) * B;
-	size_t hw = (size_t)j->h * j->w, base = (size_t)i * hw * B;
-	const float *x = j->in + base, *dy = j->dout + base, *m = j->shift + c0;
-	const float *r = j->relu_out ? j->relu_out + base : NULL;
-	double ds[MAXB] = { 0 }, dsx[MAXB] = { 0 };
-	(void)tid;
-
-	for (size_t p0 = 0; p0 < hw; p0 += SPAN) {
-		float a[MAXB] = { 0 }, q[MAXB] = { 0 };
-		size_t p1 = p0 + SPAN < hw ? p0 + SPAN : hw;
-		for (size_t p = p0; p < p1; p++)
-			for (int l = 0; l < B; l++) {
-				size_t k = p * B + l;
-				float g = r && !(r[k] > 0.0f) ? 0.0f : dy[k];
-				a[l] += g;
-				q[l] += g * (x[k] - m[l]);
-			}
-		for (int l = 0; l < B; l++) {
-			ds[l] += a[l];
-			dsx[l] += q[l];
-		}
-	}
-	size_t at = (size_t)(i / cb) * j->c + c0;
-	for (int l = 0; l < B; l++) {
-		j->s[at + l] = ds[l];
-		j->ss[at + l] = dsx[l];
-	}
-}
-
 /* dx (=, or += without NN_OVERWRITE) a * g + c1 * x + c0 over one item. */
 NN_CLONES
 static void dx_item(void *ctx, int i, int tid)
@@ -227,7 +199,7 @@ void batchnorm_backward_blk(float *din, float *dgamma, float *dbeta, const float
 
 	check_blk(c, blk, "batchnorm");
 	partials(&j);
-	nn_parallel(n * (c / blk), dsums_item, &j);
+	nn_parallel(n * (c / blk), sums_item, &j);
 	for (int ch = 0; ch < c; ch++) {
 		double sdy = total(j.s, n, c, ch), sdyx = total(j.ss, n, c, ch) * rstd[ch];
 		if (dgamma)
