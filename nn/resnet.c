@@ -390,33 +390,29 @@ static conv_geom geom(const nn_model *m, const nn_op *o, int n);
  * convolution in those layouts, everything stays NCHW. */
 static void layouts(nn_model *m, int batch, int train)
 {
-	int blk = nn_layout_block();
+	int blk = nn_layout_block(), ok = 1;
 
-	for (int pass = 0; pass < 2; pass++) {
-		for (int a = 0; a < m->nacts; a++)
-			m->acts[a].blk = 0;
-		if (!blk)
-			return;
-		for (int i = 0; i < m->nops; i++) {
-			const nn_op *o = &m->ops[i];
-			nn_act *in = &m->acts[o->in], *out = &m->acts[o->out];
-			if (o->kind == OP_CONV)
-				out->blk = out->c % blk == 0 ? blk : 0;
-			else if (o->kind != OP_AVGPOOL && o->kind != OP_FC)
-				out->blk = in->blk;
-			if (o->kind == OP_ADD && m->acts[o->in2].blk != in->blk)
-				die(EXIT_USAGE, "%s: the residual add joins two layouts", m->arch);
-		}
-		int ok = 1;
-		for (int i = 0; i < m->nops && ok; i++)
-			if (m->ops[i].kind == OP_CONV) {
-				conv_geom g = geom(m, &m->ops[i], batch);
-				ok = !(g.blk_in || g.blk_out) || conv2d_blocked_ok(&g, train);
-			}
-		if (ok)
-			return;
-		blk = 0;
+	for (int a = 0; a < m->nacts; a++)
+		m->acts[a].blk = 0;
+	if (!blk)
+		return;
+	for (int i = 0; i < m->nops; i++) {
+		const nn_op *o = &m->ops[i];
+		nn_act *in = &m->acts[o->in], *out = &m->acts[o->out];
+		if (o->kind == OP_CONV)
+			out->blk = out->c % blk == 0 ? blk : 0;
+		else if (o->kind != OP_AVGPOOL && o->kind != OP_FC)
+			out->blk = in->blk;
+		if (o->kind == OP_ADD && m->acts[o->in2].blk != in->blk)
+			die(EXIT_USAGE, "%s: the residual add joins two layouts", m->arch);
 	}
+	for (int i = 0; i < m->nops && ok; i++)
+		if (m->ops[i].kind == OP_CONV) {
+			conv_geom g = geom(m, &m->ops[i], batch);
+			ok = !(g.blk_in || g.blk_out) || conv2d_blocked_ok(&g, train);
+		}
+	for (int a = 0; !ok && a < m->nacts; a++)
+		m->acts[a].blk = 0;
 }
 
 /* Eval: the act an op writes, with a folded BN's output taking the conv's place. */
