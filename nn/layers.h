@@ -141,12 +141,17 @@ void add_backward(float *da, float *db, const float *dout, size_t count);
  * CULL_NN=blas), else im2col + OpenBLAS sgemm. */
 const char *nn_backend(void);
 
-/* Inference in bfloat16: forward convolutions round their inputs and weights to bfloat16
- * and sum in float (oneDNN's AVX512-BF16 / AMX kernels; about 2x the float32 speed where
- * the CPU has them, float32 kernels where it has not). For inference only: training and
- * the parity tests stay float32. Returns 1 if on; 0 without oneDNN and -1 on a CPU with
- * neither AVX512-BF16 nor AMX, changing nothing. */
+/* Convolutions in bfloat16: each one rounds what it reads (inputs, weights and, in the
+ * backward passes, the output gradient) to bfloat16 and sums in float; outputs, gradients,
+ * the weights themselves and every other layer stay float. On oneDNN's AVX512-BF16 / AMX
+ * kernels, about 2x the float32 speed; a convolution with no such kernel runs in float.
+ * CULL_NN_BF16=emulate rounds the operands the same way but runs the float32 kernels:
+ * bfloat16's accuracy without its speed, on any CPU (for measuring it, and the tests).
+ * Returns 1 if on, 2 if emulated, 0 without oneDNN, -1 on a CPU with neither AVX512-BF16
+ * nor AMX (changing nothing); exits 2 on another CULL_NN_BF16 value. */
 int nn_set_bf16(int on);
+/* What nn_set_bf16 granted: 0 float32, 1 bfloat16 kernels, 2 emulated. */
+int nn_bf16(void);
 
 /* Threads used by the layers (and OpenBLAS); 0 = default_threads(). */
 void nn_set_threads(int threads);

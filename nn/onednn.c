@@ -16,6 +16,7 @@
 #include "io.h"
 #include "simd.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,8 @@ typedef struct {
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static int state;                   /* 0 unknown, 1 on, -1 off */
-static int bf16;                    /* forward convolutions in bfloat16 (nn_set_bf16) */
+static int bf16;                    /* convolutions in bfloat16 (nn_set_bf16) */
+static int emulate;                 /* bfloat16 emulated: float kernels, rounded operands */
 static entry **cache;               /* entries stay put while the table grows */
 static int ncache, capcache;
 static struct { void *p; size_t n; } buf[PORTS + 1];
@@ -158,7 +160,10 @@ static void make_port(port *p, const_dnnl_primitive_desc_t pd, dnnl_query_t q, i
 	p->add_user = reorder(&p->prim, &p->user, 1);
 }
 
-/* Make the primitive for e (kind, g, bias, relu set); e->ok = 0 if oneDNN refuses. */
+/* Make the primitive for e (kind, g, bias, relu, bf16 set); e->ok = 0 if oneDNN refuses.
+ * In bfloat16 the operands a convolution reads (source, weights, output gradient) are
+ * rounded to bfloat16 by the reorders into its layout; what it writes and its sums stay
+ * float. Where oneDNN has only its slow reference kernel for that, it is built in float. */
 static void build(entry *e)
 {
 	const conv_geom *g = &e->g;
@@ -169,6 +174,7 @@ static void build(entry *e)
 		(g->ow - 1) * g->stride + g->kw - g->w - g->pad,
 	};
 	dnnl_dims_t bd = { g->oc };
+	dnnl_data_type_t lo = e->bf16 ? dnnl_bf16 : dnnl_f32;
 	dnnl_convolution_desc_t cd, fd;
 	dnnl_primitive_desc_t pd = NULL, hint = NULL;
 	dnnl_primitive_attr_t attr = NULL;
@@ -178,11 +184,9 @@ static void build(entry *e)
 	plain(&dst, g->n, g->oc, g->oh, g->ow, act_tag(g->blk_out));
 	plain(&any_src, g->n, g->c, g->h, g->w, dnnl_format_tag_any);
 	plain(&any_wei, g->oc, g->c, g->kh, g->kw, dnnl_format_tag_any);
-	if (e->bf16) {      /* inputs rounded to bfloat16 by the reorders, sums in float */
-		any_src.data_type = dnnl_bf16;
-		any_wei.data_type = dnnl_bf16;
-	}
 	plain(&any_dst, g->n, g->oc, g->oh, g->ow, dnnl_format_tag_any);
+	any_src.data_type = any_wei.data_type = lo;
+	any_dst.data_type = e->kind == FWD ? dnnl_f32 : lo;   /* the backward passes read it */
 	check(dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x), "memory descriptor");
 
 	check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
@@ -199,31 +203,27 @@ static void build(entry *e)
 	if (dnnl_primitive_desc_create(e->kind == FWD ? &pd : &hint, &fd, attr, engine, NULL)
 	    != dnnl_success)
 		goto out;
-	if (e->bf16) {      /* a CPU without bfloat16 kernels gets oneDNN's slow reference */
-		const char *impl = NULL;
-		if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) !=
-		    dnnl_success || !impl || strncmp(impl, "ref", 3) == 0) {
-			e->bf16 = 0;
-			dnnl_primitive_desc_destroy(pd);
-			if (attr)
-				dnnl_primitive_attr_destroy(attr);
-			build(e);
-			return;
-		}
-	}
 	if (e->kind == BWD_DATA) {
+		any_src.data_type = dnnl_f32;           /* the input gradient it writes */
 		check(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &any_src,
 		                                               &any_wei, &any_dst, strides, pad, padr),
 		      "convolution backward data");
 		if (dnnl_primitive_desc_create(&pd, &cd, NULL, engine, hint) != dnnl_success)
 			goto out;
 	} else if (e->kind == BWD_WEIGHTS) {
+		any_wei.data_type = dnnl_f32;           /* the weight gradient it writes */
 		check(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct,
 		                                                  &any_src, &any_wei,
 		                                                  e->bias ? &bias : NULL, &any_dst,
 		                                                  strides, pad, padr),
 		      "convolution backward weights");
 		if (dnnl_primitive_desc_create(&pd, &cd, NULL, engine, hint) != dnnl_success)
+			goto out;
+	}
+	if (e->bf16) {      /* a CPU without bfloat16 kernels gets oneDNN's slow reference */
+		const char *impl = NULL;
+		if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) !=
+		    dnnl_success || !impl || strncmp(impl, "ref", 3) == 0)
 			goto out;
 	}
 	e->p[0].user = src;
@@ -253,6 +253,10 @@ out:
 		dnnl_primitive_desc_destroy(hint);
 	if (attr)
 		dnnl_primitive_attr_destroy(attr);
+	if (!e->ok && e->bf16) {   /* refused or reference-only in bfloat16: float */
+		e->bf16 = 0;
+		build(e);
+	}
 }
 
 static entry *lookup(int kind, const conv_geom *g, int bias, int relu)
@@ -262,7 +266,7 @@ static entry *lookup(int kind, const conv_geom *g, int bias, int relu)
 	for (int i = 0; i < ncache; i++) {
 		entry *e = cache[i];
 		if (e->kind == kind && e->bias == bias && e->relu == relu && e->threads == threads &&
-		    e->want_bf16 == (kind == FWD && bf16) &&
+		    e->want_bf16 == bf16 &&
 		    memcmp(&e->g, g, sizeof *g) == 0)
 			return e;
 	}
@@ -277,7 +281,7 @@ static entry *lookup(int kind, const conv_geom *g, int bias, int relu)
 	e->bias = bias;
 	e->relu = relu;
 	e->threads = threads;
-	e->bf16 = e->want_bf16 = kind == FWD && bf16;
+	e->bf16 = e->want_bf16 = bf16;
 	build(e);
 	return e;
 }
@@ -293,20 +297,40 @@ static void run_reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to
 	run(r, 2, a);
 }
 
-/* Point port p at user data; inputs are reordered into the blocked buffer now. With
- * `direct`, an output whose layout is the user's is written in place. */
+/* Round to the nearest bfloat16, ties to even, keeping the float format (NaN stays NaN):
+ * what a bfloat16 kernel reads, for the emulation (CULL_NN_BF16=emulate). */
+static void round_bf16(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v;
+		memcpy(&v, &x[i], sizeof v);
+		v = (v & 0x7fffffffu) > 0x7f800000u ? v | 0x00400000u : v + 0x7fffu + ((v >> 16) & 1);
+		v &= 0xffff0000u;
+		memcpy(&x[i], &v, sizeof v);
+	}
+}
+
+/* Point port p at user data; inputs are reordered into the blocked buffer now (and, when
+ * bfloat16 is emulated, copied and rounded even where the layouts agree). With `direct`,
+ * an output whose layout is the user's is written in place. */
 static void bind(port *p, int slot, void *data, int direct)
 {
 	check(dnnl_memory_set_data_handle(p->user_mem, data), "data handle");
-	if (p->out ? direct && !p->to_user && !p->c16 : !p->to_prim) {
+	if (p->out ? direct && !p->to_user && !p->c16 : !p->to_prim && !emulate) {
 		check(dnnl_memory_set_data_handle(p->prim_mem, data), "data handle");
 		return;
 	}
-	check(dnnl_memory_set_data_handle(p->prim_mem,
-	                                  grow(slot, dnnl_memory_desc_get_size(&p->prim))),
-	      "data handle");
-	if (!p->out)
+	size_t bytes = dnnl_memory_desc_get_size(&p->prim);
+	void *b = grow(slot, bytes);
+	check(dnnl_memory_set_data_handle(p->prim_mem, b), "data handle");
+	if (p->out)
+		return;
+	if (p->to_prim)
 		run_reorder(p->to_prim, p->user_mem, p->prim_mem);
+	else
+		memcpy(b, data, bytes);
+	if (emulate)
+		round_bf16(b, bytes / sizeof(float));
 }
 
 typedef struct {
@@ -486,12 +510,26 @@ int nn_set_bf16(int on)
 {
 	if (!enabled())
 		return 0;
+	const char *e = getenv("CULL_NN_BF16");
+	if (e && strcmp(e, "emulate") != 0)
+		die(EXIT_USAGE, "CULL_NN_BF16=%s: the only value is 'emulate'", e);
+	if (on && e) {
+		emulate = 1;
+		bf16 = 0;
+		return 2;
+	}
+	emulate = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
 	if (on && !__builtin_cpu_supports("avx512bf16") && !__builtin_cpu_supports("amx-bf16"))
 		return -1;
 #endif
 	bf16 = on;
 	return 1;
+}
+
+int nn_bf16(void)
+{
+	return emulate ? 2 : bf16;
 }
 
 int onednn_active(void)
@@ -535,6 +573,11 @@ int onednn_conv_backward(float *din, float *dw, float *dbias, const float *dout,
 int nn_set_bf16(int on)
 {
 	(void)on;
+	return 0;
+}
+
+int nn_bf16(void)
+{
 	return 0;
 }
 

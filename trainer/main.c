@@ -91,6 +91,10 @@ static const char usage[] =
 	"Other:\n"
 	"  --seed S            random seed (default 0)\n"
 	"  --threads T         threads (default: CPUs)\n"
+	"  --bf16              convolutions read bfloat16 (inputs, weights, gradients) and sum\n"
+	"                      in float; weights, optimizer and other layers stay float32.\n"
+	"                      Needs AVX512-BF16 or AMX, else a warning and float32;\n"
+	"                      CULL_NN_BF16=emulate gives its accuracy on any CPU, slower\n"
 	"  -q, --quiet         no progress, log lines or summary on standard error\n"
 	"  -h, --help          this help;  --version  the version and the convolution backend\n";
 
@@ -100,7 +104,7 @@ typedef struct {
 	size_t nval;
 	double width, lr, momentum, wd, smoothing;
 	int classes, channels, size, eval_every, pad, flip, epochs, batch, nesterov, no_decay_bn;
-	int resume, eval_only, threads, quiet, score_epoch, score_runs, tta;
+	int resume, eval_only, threads, quiet, score_epoch, score_runs, tta, bf16;
 	int have_mean, have_std, have_sepoch, have_sruns;
 	float mean[3], std[3];
 	uint64_t seed;
@@ -217,7 +221,7 @@ static void parse_options(options *o, int argc, char **argv)
 	       O_MINLR, O_MOM, O_NEST, O_WD, O_NODECAY, O_SMOOTH, O_OUT, O_RESUME, O_LOG,
 	       O_SCORES, O_SEPOCH, O_SRUNS, O_EVAL, O_MODEL, O_PRED, O_SEED, O_THREADS, O_SSL,
 	       O_VERSION, O_TTA, O_TEMP, O_PHID, O_PDIM, O_PROTO, O_QUEUE, O_QSTART, O_FREEZE,
-	       O_SKEPS, O_CSCALE, O_JITTER, O_JPROB, O_GPROB, O_KNN, O_KNNK, O_KNNT, O_PROBE };
+	       O_SKEPS, O_CSCALE, O_JITTER, O_JPROB, O_GPROB, O_KNN, O_KNNK, O_KNNT, O_PROBE, O_BF16 };
 	static const struct option lo[] = {
 		{ "arch", required_argument, 0, O_ARCH }, { "width", required_argument, 0, O_WIDTH },
 		{ "classes", required_argument, 0, O_CLASSES },
@@ -259,7 +263,7 @@ static void parse_options(options *o, int argc, char **argv)
 		{ "gray-prob", required_argument, 0, O_GPROB },
 		{ "knn-eval", no_argument, 0, O_KNN }, { "knn-k", required_argument, 0, O_KNNK },
 		{ "knn-t", required_argument, 0, O_KNNT },
-		{ "linear-probe", no_argument, 0, O_PROBE },
+		{ "linear-probe", no_argument, 0, O_PROBE }, { "bf16", no_argument, 0, O_BF16 },
 		{ "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, O_VERSION },
 		{ 0, 0, 0, 0 },
@@ -390,6 +394,7 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_KNNK: parse_knn_k(o, optarg); break;
 		case O_KNNT: o->knn_t = (float)parse_double("--knn-t", optarg, 1e-3, 100); break;
 		case O_PROBE: o->probe = 1; break;
+		case O_BF16: o->bf16 = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
 		case O_VERSION:
@@ -942,16 +947,18 @@ static int train(options *o, int argc, char **argv)
 	} else if (o->log) {
 		write_log(o->log, &t);     /* start it empty */
 	}
+	const char *prec = nn_bf16() == 1 ? ", bfloat16 convolutions" :
+	                   nn_bf16() == 2 ? ", bfloat16 emulated (CULL_NN_BF16)" : "";
 	if (!o->quiet && ssl)
 		note("%s width %g (%zu parameters, %d-d features), %s with a %d-%d-%d head "
-		     "(%zu parameters), %d epochs of %ld steps, batch %d (x2 views), %d threads",
+		     "(%zu parameters), %d epochs of %ld steps, batch %d (x2 views), %d threads%s",
 		     o->arch, o->width, m->nparams, m->feat_dim, ssl_method_name(o->ssl.method),
 		     m->feat_dim, o->ssl.proj_hidden, o->ssl.proj_dim, ss.head->nparams, o->epochs,
-		     tr.steps_per_epoch, o->batch, o->threads);
+		     tr.steps_per_epoch, o->batch, o->threads, prec);
 	else if (!o->quiet)
 		note("%s width %g (%zu parameters), %d classes, %d epochs of %ld steps, batch %d, "
-		     "%d threads", o->arch, o->width, m->nparams, classes, o->epochs,
-		     tr.steps_per_epoch, o->batch, o->threads);
+		     "%d threads%s", o->arch, o->width, m->nparams, classes, o->epochs,
+		     tr.steps_per_epoch, o->batch, o->threads, prec);
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -1090,6 +1097,14 @@ int main(int argc, char **argv)
 	cull_init(argv[0]);
 	parse_options(&o, argc, argv);
 	nn_set_threads(o.threads);
+	if (o.bf16) {
+		int r = nn_set_bf16(1);
+		if (r == 0)
+			die(EXIT_USAGE, "--bf16 needs the oneDNN backend; this one is %s", nn_backend());
+		if (r < 0)
+			warn("--bf16: this CPU has neither AVX512-BF16 nor AMX; running in float32 "
+			     "(CULL_NN_BF16=emulate measures bfloat16's accuracy without them)");
+	}
 	rc = o.eval_only ? eval_only(&o, argc, argv) : train(&o, argc, argv);
 	free(o.val);
 	return rc;

@@ -498,6 +498,84 @@ static void test_conv_blocked(int blk, int n, int c, int h, int w, int oc, int k
 		free(xb);
 }
 
+/* x rounded to bfloat16's 8 significant bits, ties to even: frexp and rint, not the bit
+ * trick nn/onednn.c uses. */
+static float bf16_of(float x)
+{
+	int e;
+	if (!isfinite(x) || x == 0)
+		return x;
+	double m = frexp((double)x, &e);
+	return (float)ldexp(nearbyint(ldexp(m, 8)), e - 8);
+}
+
+/* CULL_NN_BF16=emulate: every convolution pass equals the float32 one on operands rounded
+ * to bfloat16 (the same kernels, so the same bits), in NCHW and in blocked layouts. */
+static void test_conv_bf16(int blk, int n, int c, int h, int w, int oc, int k, int stride)
+{
+	conv_geom g = { .n = n, .c = c, .h = h, .w = w, .oc = oc, .kh = k, .kw = k,
+		.stride = stride, .pad = k / 2, .blk_in = blk, .blk_out = blk };
+	conv2d_shape(&g);
+	if (!conv2d_blocked_ok(&g, 1))
+		return;
+	int hw = h * w, ohw = g.oh * g.ow;
+	size_t ki = (size_t)n * c * hw, ko = (size_t)n * oc * ohw, kw = (size_t)oc * c * k * k;
+	float *x = rnd(ki), *wt = rnd(kw), *dy = rnd(ko), *b = rnd((size_t)oc);
+	float *xr = xmalloc(sizeof(float) * ki), *wr = xmalloc(sizeof(float) * kw);
+	float *dyr = xmalloc(sizeof(float) * ko);
+	float *y[3], *dx[3], *dw[3];
+	for (size_t i = 0; i < ki; i++)
+		xr[i] = bf16_of(x[i]);
+	for (size_t i = 0; i < kw; i++)
+		wr[i] = bf16_of(wt[i]);
+	for (size_t i = 0; i < ko; i++)
+		dyr[i] = bf16_of(dy[i]);
+	for (int v = 0; v < 3; v++) {   /* 0: float32; 1: emulated; 2: float32 on rounded */
+		y[v] = xmalloc(sizeof(float) * ko);
+		dx[v] = xmalloc(sizeof(float) * ki);
+		dw[v] = xcalloc(kw, sizeof(float));
+		CHECK(nn_set_bf16(v == 1) == (v == 1 ? 2 : 1) && nn_bf16() == (v == 1 ? 2 : 0),
+		      "nn_set_bf16(%d) under CULL_NN_BF16=emulate", v == 1);
+		conv2d_forward(y[v], v == 2 ? xr : x, v == 2 ? wr : wt, b, &g, 0);
+		conv2d_backward(dx[v], dw[v], NULL, v == 2 ? dyr : dy, v == 2 ? xr : x,
+		                v == 2 ? wr : wt, &g, NN_OVERWRITE);
+	}
+	const char *lay = blk ? "blocked" : "NCHW";
+	CHECK(memcmp(y[1], y[2], sizeof(float) * ko) == 0 &&
+	      memcmp(dx[1], dx[2], sizeof(float) * ki) == 0 &&
+	      memcmp(dw[1], dw[2], sizeof(float) * kw) == 0,
+	      "bf16 emulated conv %dx%d/%d, %s: forward, backward data and weights equal float32 "
+	      "on rounded operands", k, k, stride, lay);
+	double ey = max_rel_err(y[1], y[0], ko, 1.0), ew = max_rel_err(dw[1], dw[0], kw, 1.0);
+	CHECK(ey > 1e-5 && ey < 0.1 && ew > 1e-5 && ew < 0.1,
+	      "bf16 emulated conv %dx%d/%d, %s: off float32 by a bfloat16 rounding (%.1e, %.1e)",
+	      k, k, stride, lay, ey, ew);
+	nn_set_bf16(0);
+	for (int v = 0; v < 3; v++)
+		free(y[v]), free(dx[v]), free(dw[v]);
+	free(x), free(wt), free(dy), free(b), free(xr), free(wr), free(dyr);
+}
+
+/* The emulation's rounding, through a 1x1 convolution by 1: ties go to even, NaN stays
+ * NaN, infinity stays, and a tie above bfloat16's largest value overflows to infinity. */
+static void test_bf16_rounding(void)
+{
+	conv_geom g = { .n = 1, .c = 1, .h = 1, .w = 8, .oc = 1, .kh = 1, .kw = 1, .stride = 1 };
+	conv2d_shape(&g);
+	float one = 1, x[8] = { 1 + 0x1p-8f, 1 + 3 * 0x1p-8f, 1 + 0x1p-8f + 0x1p-20f, -2.75f,
+		INFINITY, NAN, 0x1.fep127f, 0x1.ffp127f };
+	float want[8] = { 1, 1 + 0x1p-6f, 1 + 0x1p-7f, -2.75f, INFINITY, NAN, 0x1.fep127f, INFINITY };
+	float y[8];
+	nn_set_bf16(1);
+	conv2d_forward(y, x, &one, NULL, &g, 0);
+	nn_set_bf16(0);
+	int ok = 1;
+	for (int i = 0; i < 8; i++)
+		ok &= isnan(want[i]) ? isnan(y[i]) : y[i] == want[i];
+	CHECK(ok, "bf16 emulation rounds to nearest, ties to even (%a %a %a %a %a)", y[0], y[1],
+	      y[2], y[6], y[7]);
+}
+
 int main(void)
 {
 	for (int t = 1; t <= 2; t++) {
@@ -534,5 +612,22 @@ int main(void)
 	} else {
 		printf("skip blocked convolutions: activations stay NCHW here (%s)\n", nn_backend());
 	}
+	setenv("CULL_NN_BF16", "emulate", 1);
+	if (nn_set_bf16(0) > 0) {
+		int b = nn_layout_block();
+		test_bf16_rounding();
+		for (int t = 1; t <= 2; t++) {
+			nn_set_threads(t);
+			test_conv_bf16(0, 2, 3, 9, 9, 8, 3, 1);
+			test_conv_bf16(0, 2, 8, 8, 8, 16, 1, 2);
+			if (b) {
+				test_conv_bf16(b, 2, b, 8, 8, 2 * b, 3, 1);
+				test_conv_bf16(b, 2, 2 * b, 8, 8, b, 3, 2);
+			}
+		}
+	} else {
+		printf("skip bfloat16 emulation: %s\n", nn_backend());
+	}
+	unsetenv("CULL_NN_BF16");
 	return CHECK_DONE();
 }
