@@ -36,9 +36,10 @@ void conv2d_shape(conv_geom *g);
 /* B for this CPU (8 with AVX2, 16 with AVX-512), or 0: activations stay NCHW (no oneDNN,
  * CULL_NN=blas, or CULL_NN_LAYOUT=nchw). */
 int nn_layout_block(void);
-/* Whether oneDNN runs this geometry with its layouts (forward; with train, backward too);
- * where not, a model keeps NCHW. */
-int conv2d_blocked_ok(const conv_geom *g, int train);
+/* Whether oneDNN runs this geometry with its layouts: the forward pass with a bias or not
+ * and flags (NN_RELU) as conv2d_forward will run it; with train, the backward passes too.
+ * Where not, a model keeps NCHW. It makes (and caches) the primitives it asks about. */
+int conv2d_blocked_ok(const conv_geom *g, int train, int bias, int flags);
 /* NCHW <-> blocked copies of [n, c, hw]. */
 void nn_to_blocked(float *dst, const float *src, int n, int c, int hw, int blk);
 void nn_from_blocked(float *dst, const float *src, int n, int c, int hw, int blk);

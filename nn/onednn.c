@@ -471,12 +471,12 @@ int onednn_conv_backward(float *din, float *dw, float *dbias, const float *dout,
 	return 1;
 }
 
-int conv2d_blocked_ok(const conv_geom *g, int train)
+int conv2d_blocked_ok(const conv_geom *g, int train, int bias, int flags)
 {
 	if (!enabled())
 		return !g->blk_in && !g->blk_out;
-	return lookup(FWD, g, 0, 0)->ok &&
-	       (!train || (lookup(BWD_DATA, g, 0, 0)->ok && lookup(BWD_WEIGHTS, g, 0, 0)->ok));
+	return lookup(FWD, g, bias, (flags & NN_RELU) != 0)->ok &&
+	       (!train || (lookup(BWD_DATA, g, 0, 0)->ok && lookup(BWD_WEIGHTS, g, bias, 0)->ok));
 }
 
 /* The layout oneDNN's forward kernel picks for the output of a 3x3 convolution of 16
@@ -586,9 +586,9 @@ int onednn_active(void)
 	return 0;
 }
 
-int conv2d_blocked_ok(const conv_geom *g, int train)
+int conv2d_blocked_ok(const conv_geom *g, int train, int bias, int flags)
 {
-	(void)train;
+	(void)train, (void)bias, (void)flags;
 	return !g->blk_in && !g->blk_out;
 }
 

@@ -388,6 +388,14 @@ static conv_geom geom(const nn_model *m, const nn_op *o, int n);
  * convolution reorders its operands; BN, ReLU, the residual add and the pools work on it
  * in place. The input image and the pooled features stay NCHW. If oneDNN refuses any
  * convolution in those layouts, everything stays NCHW. */
+/* Whether op i is a BN whose output goes through a ReLU (not after a residual add) that
+ * runs fused into it (and into its conv when folded). */
+static int relu_fused(const nn_model *m, int i)
+{
+	return m->ops[i].kind == OP_BN && i + 1 < m->nops && m->ops[i + 1].kind == OP_RELU &&
+	       m->ops[i + 1].in == m->ops[i].out;
+}
+
 static void layouts(nn_model *m, int batch, int train)
 {
 	int blk = nn_layout_block(), ok = 1;
@@ -407,9 +415,13 @@ static void layouts(nn_model *m, int batch, int train)
 			die(EXIT_USAGE, "%s: the residual add joins two layouts", m->arch);
 	}
 	for (int i = 0; i < m->nops && ok; i++)
-		if (m->ops[i].kind == OP_CONV) {
-			conv_geom g = geom(m, &m->ops[i], batch);
-			ok = !(g.blk_in || g.blk_out) || conv2d_blocked_ok(&g, train);
+		if (m->ops[i].kind == OP_CONV) {   /* the variant forward() will run */
+			const nn_op *o = &m->ops[i];
+			conv_geom g = geom(m, o, batch);
+			int folded = !train && !m->no_fold && o->fold >= 0;
+			ok = !(g.blk_in || g.blk_out) ||
+			     conv2d_blocked_ok(&g, train, folded,
+			                       folded && relu_fused(m, o->fold) ? NN_RELU : 0);
 		}
 	for (int a = 0; !ok && a < m->nacts; a++)
 		m->acts[a].blk = 0;
@@ -527,14 +539,6 @@ void nn_setup(nn_model *m, int batch, int h, int w, int train)
 }
 
 /* ---- forward ---- */
-
-/* Whether op i is a BN whose output goes through a ReLU (not after a residual add) that
- * runs fused into it (and into its conv when folded). */
-static int relu_fused(const nn_model *m, int i)
-{
-	return m->ops[i].kind == OP_BN && i + 1 < m->nops && m->ops[i + 1].kind == OP_RELU &&
-	       m->ops[i + 1].in == m->ops[i].out;
-}
 
 static void fold_all(nn_model *m)
 {

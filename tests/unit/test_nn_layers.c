@@ -465,7 +465,7 @@ static void test_conv_blocked(int blk, int n, int c, int h, int w, int oc, int k
 	conv_geom gb = g;
 	gb.blk_in = c % blk ? 0 : blk;
 	gb.blk_out = blk;
-	if (!conv2d_blocked_ok(&gb, 1)) {
+	if (!conv2d_blocked_ok(&gb, 1, 0, NN_RELU)) {
 		printf("skip blocked %d conv: oneDNN does not run it here\n", blk);
 		return;
 	}
@@ -516,7 +516,7 @@ static void test_conv_bf16(int blk, int n, int c, int h, int w, int oc, int k, i
 	conv_geom g = { .n = n, .c = c, .h = h, .w = w, .oc = oc, .kh = k, .kw = k,
 		.stride = stride, .pad = k / 2, .blk_in = blk, .blk_out = blk };
 	conv2d_shape(&g);
-	if (!conv2d_blocked_ok(&g, 1))
+	if (!conv2d_blocked_ok(&g, 1, 1, 0))
 		return;
 	int hw = h * w, ohw = g.oh * g.ow;
 	size_t ki = (size_t)n * c * hw, ko = (size_t)n * oc * ohw, kw = (size_t)oc * c * k * k;
