@@ -36,6 +36,13 @@ static void check_blk(int c, int blk, const char *what)
 		die(EXIT_USAGE, "%s: %d channels in blocks of %d", what, c, blk);
 }
 
+/* The pools also take blocks of 1, which is NCHW: layers.c's maxpool and avgpool. */
+static void check_pool(int c, int blk, const char *what)
+{
+	if (blk != 1)
+		check_blk(c, blk, what);
+}
+
 /* Per lane over one item, with d = x - shift: the sums of u and u * d, where u = d (the
  * statistics of the forward pass) or, given dout, u = dy masked by relu_out > 0 (those of
  * the backward pass: shift is then the saved mean). */
@@ -265,7 +272,7 @@ void maxpool_forward_blk(float *out, int32_t *argmax, const float *in, int n, in
 	bk_job j = { .out = out, .amax = argmax, .in = in, .n = n, .c = c, .h = h, .w = w,
 		.oh = oh, .ow = ow, .blk = blk };
 
-	check_blk(c, blk, "maxpool");
+	check_pool(c, blk, "maxpool");
 	nn_parallel(n * (c / blk), maxpool_item, &j);
 }
 
@@ -292,7 +299,7 @@ void maxpool_backward_blk(float *din, const float *dout, const int32_t *argmax, 
 	bk_job j = { .din = din, .dout = dout, .argmax = argmax, .n = n, .c = c, .h = h, .w = w,
 		.oh = oh, .ow = ow, .blk = blk, .flags = flags };
 
-	check_blk(c, blk, "maxpool");
+	check_pool(c, blk, "maxpool");
 	nn_parallel(n * (c / blk), maxpool_bwd_item, &j);
 }
 
@@ -316,7 +323,7 @@ void avgpool_forward_blk(float *out, const float *in, int n, int c, int hw, int 
 {
 	bk_job j = { .out = out, .in = in, .n = n, .c = c, .h = hw, .w = 1, .blk = blk };
 
-	check_blk(c, blk, "avgpool");
+	check_pool(c, blk, "avgpool");
 	nn_parallel(n * (c / blk), avgpool_item, &j);
 }
 
@@ -341,7 +348,7 @@ void avgpool_backward_blk(float *din, const float *dout, int n, int c, int hw, i
 	bk_job j = { .din = din, .dout = dout, .n = n, .c = c, .h = hw, .w = 1, .blk = blk,
 		.flags = flags };
 
-	check_blk(c, blk, "avgpool");
+	check_pool(c, blk, "avgpool");
 	nn_parallel(n * (c / blk), avgpool_bwd_item, &j);
 }
 

@@ -612,65 +612,27 @@ int maxpool_out(int h)
 	return (h + 2 - 3) / 2 + 1;
 }
 
+/* NCHW is the blocked layout with blocks of one channel (nn/blocked.c). */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int n, int c, int h, int w,
                      int oh, int ow)
 {
-	for (size_t p = 0; p < (size_t)n * c; p++) {
-		const float *x = in + p * h * w;
-		for (int oy = 0; oy < oh; oy++)
-			for (int ox = 0; ox < ow; ox++) {
-				float best = -INFINITY;
-				int32_t bi = -1;
-				for (int ki = 0; ki < 3; ki++) {
-					int iy = oy * 2 - 1 + ki;
-					if (iy < 0 || iy >= h)
-						continue;
-					for (int kj = 0; kj < 3; kj++) {
-						int ix = ox * 2 - 1 + kj;
-						if (ix < 0 || ix >= w)
-							continue;
-						float v = x[iy * w + ix];
-						if (v > best || isnan(v) || bi < 0) {
-							best = v;
-							bi = iy * w + ix;
-						}
-					}
-				}
-				out[p * oh * ow + oy * ow + ox] = best;
-				argmax[p * oh * ow + oy * ow + ox] = bi;
-			}
-	}
+	maxpool_forward_blk(out, argmax, in, n, c, h, w, oh, ow, 1);
 }
 
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int n, int c,
                       int h, int w, int oh, int ow, int flags)
 {
-	if (flags & NN_OVERWRITE)
-		memset(din, 0, sizeof(float) * n * c * h * w);
-	for (size_t p = 0; p < (size_t)n * c; p++)
-		for (size_t o = 0; o < (size_t)oh * ow; o++)
-			din[p * h * w + argmax[p * oh * ow + o]] += dout[p * oh * ow + o];
+	maxpool_backward_blk(din, dout, argmax, n, c, h, w, oh, ow, flags, 1);
 }
 
 void avgpool_forward(float *out, const float *in, int n, int c, int hw)
 {
-	for (size_t p = 0; p < (size_t)n * c; p++) {
-		const float *x = in + p * hw;
-		double s = 0;
-		for (int i = 0; i < hw; i++)
-			s += x[i];
-		out[p] = (float)(s / hw);
-	}
+	avgpool_forward_blk(out, in, n, c, hw, 1);
 }
 
 void avgpool_backward(float *din, const float *dout, int n, int c, int hw, int flags)
 {
-	for (size_t p = 0; p < (size_t)n * c; p++) {
-		float g = dout[p] / hw;
-		float *d = din + p * hw;
-		for (int i = 0; i < hw; i++)
-			d[i] = (flags & NN_OVERWRITE ? 0.0f : d[i]) + g;
-	}
+	avgpool_backward_blk(din, dout, n, c, hw, flags, 1);
 }
 
 /* ---- linear and loss ---- */

@@ -105,7 +105,8 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int n, int c,
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int n, int c,
                       int h, int w, int oh, int ow, int flags);
 int maxpool_out(int h);     /* output size for input size h */
-/* On the blocked layout: out and argmax [n][c/blk][oh][ow][blk], argmax as above. */
+/* On the blocked layout: out and argmax [n][c/blk][oh][ow][blk], argmax as above (blk is
+ * 8 or 16, or 1: NCHW, what maxpool_forward runs). */
 void maxpool_forward_blk(float *out, int32_t *argmax, const float *in, int n, int c, int h,
                          int w, int oh, int ow, int blk);
 void maxpool_backward_blk(float *din, const float *dout, const int32_t *argmax, int n, int c,
@@ -114,7 +115,7 @@ void maxpool_backward_blk(float *din, const float *dout, const int32_t *argmax, 
 /* Global average pool: out[n,c] = mean(in[n,c,hw]). */
 void avgpool_forward(float *out, const float *in, int n, int c, int hw);
 void avgpool_backward(float *din, const float *dout, int n, int c, int hw, int flags);
-/* From a blocked input; out and dout stay [n, c]. */
+/* From a blocked input (blk 1: NCHW); out and dout stay [n, c]. */
 void avgpool_forward_blk(float *out, const float *in, int n, int c, int hw, int blk);
 void avgpool_backward_blk(float *din, const float *dout, int n, int c, int hw, int flags,
                           int blk);
