@@ -86,8 +86,9 @@ int main(int argc, char **argv)
 		else usage();
 	}
 	nn_set_threads(threads);
-	if (bf16 && (train || !nn_set_bf16(1)))
-		die(EXIT_USAGE, "--bf16 needs --eval and a oneDNN build");
+	if (bf16 && nn_set_bf16(1) <= 0)
+		die(EXIT_USAGE, "--bf16 needs a oneDNN build and a CPU with AVX512-BF16 or AMX "
+		    "(or CULL_NN_BF16=emulate)");
 	if (sgemm) {
 		printf("sgemm_gflops %.1f threads %d core %s\n", sgemm_peak(), nn_threads(),
 		       openblas_get_corename());

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # PyTorch side of bench/nn/run: images per second of a ResNet training step or eval forward.
-# Usage: torch_bench.py ARCH train|eval|eval-bf16 BATCH PX ITERS THREADS CLASSES
-# (eval-bf16: CPU autocast to bfloat16, torch's counterpart of bench_nn --eval --bf16)
+# Usage: torch_bench.py ARCH train|eval|train-bf16|eval-bf16 BATCH PX ITERS THREADS CLASSES
+# (*-bf16: CPU autocast to bfloat16, torch's counterpart of bench_nn --bf16)
 import os
 import resource
 import sys
@@ -19,14 +19,16 @@ torch.manual_seed(0)
 model = build(arch, 3, classes)
 x = torch.randn(batch, 3, px, px)
 y = torch.randint(0, classes, (batch,))
-if mode == "train":
+if mode in ("train", "train-bf16"):
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     lossf = torch.nn.CrossEntropyLoss()
 
     def step():
         opt.zero_grad()
-        lossf(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "train-bf16"):
+            loss = lossf(model(x), y)
+        loss.backward()
         opt.step()
 elif mode == "eval-bf16":
     model.eval()
