@@ -242,12 +242,15 @@ static void put_raw(buf *b, const unsigned char *p, size_t n, const char *src, c
 	size_t off = 0;
 
 	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, (const char *)p, n, &off) != MSGPACK_UNPACK_SUCCESS || off != n)
+	int ok = msgpack_unpack_next(&u, (const char *)p, n, &off) == MSGPACK_UNPACK_SUCCESS &&
+	         off == n;
+	int deep = ok && put_object(b, &u.data, 0) < 0;
+	msgpack_unpacked_destroy(&u);
+	if (!ok)
 		die(EXIT_DATA, "%s: key '%s': field '%s' holds malformed msgpack", src, key, field);
-	if (put_object(b, &u.data, 0) < 0)
+	if (deep)
 		die(EXIT_DATA, "%s: key '%s': field '%s': map keys that are not strings nest more "
 		    "than %d deep", src, key, field, MAX_KEY_NESTING);
-	msgpack_unpacked_destroy(&u);
 }
 
 /* One record as a line of JSON into b (emptied first). */
@@ -317,6 +320,10 @@ typedef struct {
 	const char *p, *start, *end;
 	const char *name;
 	unsigned long long line;
+	/* what a fatal error part-way would leave allocated, kept here for the fuzz harness to
+	 * free: the string being decoded, and the msgpack of the value being packed */
+	buf str;
+	msgpack_sbuffer pack;
 } jparser;
 
 static void jerr(const jparser *j, const char *at, const char *fmt, ...)
@@ -392,9 +399,9 @@ static unsigned read_hex4(jparser *j)
 }
 
 /* A JSON string at j->p (at the opening quote), decoded to UTF-8 bytes. */
+/* The decoded bytes of the string at j->p, NUL-terminated (malloc'd), built in j->str. */
 static char *parse_string(jparser *j, size_t *len)
 {
-	buf b = { 0 };
 	const char *run;
 
 	j->p++;
@@ -414,19 +421,19 @@ static char *parse_string(jparser *j, size_t *len)
 			j->p++;
 			continue;
 		}
-		put(&b, run, (size_t)(j->p - run));
+		put(&j->str, run, (size_t)(j->p - run));
 		const char *esc = j->p++;
 		if (j->p >= j->end)
 			jerr(j, esc, "unterminated string");
 		switch (*j->p++) {
-		case '"': putc_(&b, '"'); break;
-		case '\\': putc_(&b, '\\'); break;
-		case '/': putc_(&b, '/'); break;
-		case 'b': putc_(&b, '\b'); break;
-		case 'f': putc_(&b, '\f'); break;
-		case 'n': putc_(&b, '\n'); break;
-		case 'r': putc_(&b, '\r'); break;
-		case 't': putc_(&b, '\t'); break;
+		case '"': putc_(&j->str, '"'); break;
+		case '\\': putc_(&j->str, '\\'); break;
+		case '/': putc_(&j->str, '/'); break;
+		case 'b': putc_(&j->str, '\b'); break;
+		case 'f': putc_(&j->str, '\f'); break;
+		case 'n': putc_(&j->str, '\n'); break;
+		case 'r': putc_(&j->str, '\r'); break;
+		case 't': putc_(&j->str, '\t'); break;
 		case 'u': {
 			unsigned u = read_hex4(j);
 			char o[4];
@@ -456,7 +463,7 @@ static char *parse_string(jparser *j, size_t *len)
 				o[0] = (char)(0xF0 | u >> 18), o[1] = (char)(0x80 | (u >> 12 & 63));
 				o[2] = (char)(0x80 | (u >> 6 & 63)), o[3] = (char)(0x80 | (u & 63)), n = 4;
 			}
-			put(&b, o, (size_t)n);
+			put(&j->str, o, (size_t)n);
 			break;
 		}
 		default:
@@ -464,12 +471,14 @@ static char *parse_string(jparser *j, size_t *len)
 		}
 		run = j->p;
 	}
-	put(&b, run, (size_t)(j->p - run));
+	put(&j->str, run, (size_t)(j->p - run));
 	j->p++;
-	grow(&b, 0);
-	b.p[b.n] = 0;
-	*len = b.n;
-	return b.p;
+	grow(&j->str, 0);
+	j->str.p[j->str.n] = 0;
+	*len = j->str.n;
+	char *s = j->str.p;
+	j->str = (buf){ 0 };
+	return s;
 }
 
 static int match(jparser *j, const char *word)
@@ -703,8 +712,10 @@ static unsigned char *base64_decode(const jparser *j, const jv *v, size_t *len)
 				break;
 			}
 		}
-		if (a < 0 || b < 0 || c < 0 || d < 0)
+		if (a < 0 || b < 0 || c < 0 || d < 0) {
+			free(out);
 			jerr(j, v->at, "bad base64 text near character %zu", i + 1);
+		}
 		out[o++] = (unsigned char)(a << 2 | b >> 4);
 		out[o++] = (unsigned char)((b & 15) << 4 | c >> 2);
 		out[o++] = (unsigned char)((c & 3) << 6 | d);
@@ -786,7 +797,7 @@ static int sbuf_write(void *data, const char *p, size_t n)
 	return msgpack_sbuffer_write(data, p, n);
 }
 
-static void set_field(const jparser *j, record *r, const char *name, const jv *v)
+static void set_field(jparser *j, record *r, const char *name, const jv *v)
 {
 	size_t len, i;
 	unsigned char *p;
@@ -816,13 +827,13 @@ static void set_field(const jparser *j, record *r, const char *name, const jv *v
 		return;
 	case J_ARR:
 		if (strcmp(name, "emb") == 0) {
-			float *x = xcalloc(v->n ? v->n : 1, sizeof *x);
+			char text[64];
 
-			for (i = 0; i < v->n; i++) {
-				char text[64];
-
+			for (i = 0; i < v->n; i++)   /* checked before x is allocated */
 				if (v->kids[i].t != J_NUM || v->kids[i].len >= sizeof text)
 					jerr(j, v->kids[i].at, "'emb' must be an array of numbers");
+			float *x = xcalloc(v->n ? v->n : 1, sizeof *x);
+			for (i = 0; i < v->n; i++) {
 				memcpy(text, v->kids[i].s, v->kids[i].len);
 				text[v->kids[i].len] = 0;
 				x[i] = strtof(text, NULL);
@@ -842,14 +853,14 @@ static void set_field(const jparser *j, record *r, const char *name, const jv *v
 		break;
 	}
 	/* arrays, maps and ext values are kept as packed msgpack */
-	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, sbuf_write);
+	msgpack_sbuffer_init(&j->pack);
+	msgpack_packer_init(&pk, &j->pack, sbuf_write);
 	pack_value(j, &pk, v);
-	rec_set_raw(r, name, sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
+	rec_set_raw(r, name, j->pack.data, j->pack.size);
+	msgpack_sbuffer_destroy(&j->pack);
+	msgpack_sbuffer_init(&j->pack);
 }
 
 /* The line j holds as record r: 1, or 0 for a blank line. v holds the parse tree while

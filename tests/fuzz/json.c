@@ -12,13 +12,14 @@ static record r;
 static rec_reader *rd;
 static buf b;
 static jv v;
+static jparser j;
 
 static void run_from(void *arg)
 {
-	jparser j = { .name = "<fuzz>" };
 	const uint8_t *p = in, *nl;
 
 	(void)arg;
+	j = (jparser){ .name = "<fuzz>" };
 	while (p < in + in_len) {
 		nl = memchr(p, '\n', (size_t)(in + in_len - p));
 		j.line++;
@@ -44,6 +45,8 @@ static void cleanup_from(void *arg)
 {
 	(void)arg;
 	jv_free(&v);
+	free(j.str.p);                   /* a string cut off by the error */
+	msgpack_sbuffer_destroy(&j.pack);  /* a value packed part-way */
 }
 
 static void cleanup_to(void *arg)
