@@ -489,13 +489,8 @@ int main(int argc, char **argv)
 	if (nn_load(m, model_path, NN_LOAD_IGNORE_EXTRA, err, sizeof err) != 0)
 		die(EXIT_DATA, "%s", err);
 	nn_set_threads(o.threads);
-	if (o.bf16) {
-		int r = nn_set_bf16(1);
-		if (r == 0)
-			die(EXIT_USAGE, "--bf16 needs the oneDNN backend; this one is %s", nn_backend());
-		if (r < 0)
-			warn("--bf16: this CPU has neither AVX512-BF16 nor AMX; running in float32");
-	}
+	if (o.bf16)
+		nn_bf16_option();
 	imagenet = strcmp(arch, "resnet18") == 0 || strcmp(arch, "resnet34") == 0 ||
 	           strcmp(arch, "resnet50") == 0;
 	/* a size the model file records (cull-train's) wins over the architecture's habit */

@@ -154,6 +154,9 @@ const char *nn_backend(void);
 int nn_set_bf16(int on);
 /* What nn_set_bf16 granted: 0 float32, 1 bfloat16 kernels, 2 emulated. */
 int nn_bf16(void);
+/* A program's --bf16: nn_set_bf16(1), exiting 2 without oneDNN and warning (float32 runs)
+ * on a CPU without bfloat16 kernels. */
+void nn_bf16_option(void);
 
 /* Threads used by the layers (and OpenBLAS); 0 = default_threads(). */
 void nn_set_threads(int threads);

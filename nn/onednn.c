@@ -603,3 +603,14 @@ const char *nn_backend(void)
 }
 
 #endif
+
+void nn_bf16_option(void)
+{
+	int r = nn_set_bf16(1);
+
+	if (r == 0)
+		die(EXIT_USAGE, "--bf16 needs the oneDNN backend; this one is %s", nn_backend());
+	if (r < 0)
+		warn("--bf16: this CPU has neither AVX512-BF16 nor AMX; running in float32 "
+		     "(CULL_NN_BF16=emulate measures bfloat16's accuracy without them)");
+}

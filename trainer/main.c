@@ -1097,14 +1097,8 @@ int main(int argc, char **argv)
 	cull_init(argv[0]);
 	parse_options(&o, argc, argv);
 	nn_set_threads(o.threads);
-	if (o.bf16) {
-		int r = nn_set_bf16(1);
-		if (r == 0)
-			die(EXIT_USAGE, "--bf16 needs the oneDNN backend; this one is %s", nn_backend());
-		if (r < 0)
-			warn("--bf16: this CPU has neither AVX512-BF16 nor AMX; running in float32 "
-			     "(CULL_NN_BF16=emulate measures bfloat16's accuracy without them)");
-	}
+	if (o.bf16)
+		nn_bf16_option();
 	rc = o.eval_only ? eval_only(&o, argc, argv) : train(&o, argc, argv);
 	free(o.val);
 	return rc;
