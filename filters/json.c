@@ -398,8 +398,8 @@ static unsigned read_hex4(jparser *j)
 	return v;
 }
 
-/* A JSON string at j->p (at the opening quote), decoded to UTF-8 bytes. */
-/* The decoded bytes of the string at j->p, NUL-terminated (malloc'd), built in j->str. */
+/* A JSON string at j->p (at the opening quote), decoded to UTF-8 bytes, NUL-terminated
+ * (malloc'd; built in j->str). */
 static char *parse_string(jparser *j, size_t *len)
 {
 	const char *run;

@@ -383,11 +383,6 @@ static void shapes(nn_model *m, int h, int w)
 
 static conv_geom geom(const nn_model *m, const nn_op *o, int n);
 
-/* Layouts: with oneDNN, every activation from a convolution on (to the pooling) is kept
- * in the convolutions' blocked layout where its channels fill whole blocks, so that no
- * convolution reorders its operands; BN, ReLU, the residual add and the pools work on it
- * in place. The input image and the pooled features stay NCHW. If oneDNN refuses any
- * convolution in those layouts, everything stays NCHW. */
 /* Whether op i is a BN whose output goes through a ReLU (not after a residual add) that
  * runs fused into it (and into its conv when folded). */
 static int relu_fused(const nn_model *m, int i)
@@ -396,6 +391,11 @@ static int relu_fused(const nn_model *m, int i)
 	       m->ops[i + 1].in == m->ops[i].out;
 }
 
+/* Layouts: with oneDNN, every activation from a convolution on (to the pooling) is kept
+ * in the convolutions' blocked layout where its channels fill whole blocks, so that no
+ * convolution reorders its operands; BN, ReLU, the residual add and the pools work on it
+ * in place. The input image and the pooled features stay NCHW. If oneDNN refuses any
+ * convolution in those layouts, everything stays NCHW. */
 static void layouts(nn_model *m, int batch, int train)
 {
 	int blk = nn_layout_block(), ok = 1;
