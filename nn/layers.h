@@ -149,13 +149,14 @@ const char *nn_backend(void);
  * kernels, about 2x the float32 speed; a convolution with no such kernel runs in float.
  * CULL_NN_BF16=emulate rounds the operands the same way but runs the float32 kernels:
  * bfloat16's accuracy without its speed, on any CPU (for measuring it, and the tests).
- * Returns 1 if on, 2 if emulated, 0 without oneDNN, -1 on a CPU with neither AVX512-BF16
- * nor AMX (changing nothing); exits 2 on another CULL_NN_BF16 value. */
+ * Returns 1 if on, 2 if emulated, 0 without oneDNN, -1 where oneDNN has no bfloat16
+ * kernels (a CPU with neither AVX512-BF16 nor AMX, or ONEDNN_MAX_CPU_ISA capped below
+ * them; changing nothing); exits 2 on another CULL_NN_BF16 value. */
 int nn_set_bf16(int on);
 /* What nn_set_bf16 granted: 0 float32, 1 bfloat16 kernels, 2 emulated. */
 int nn_bf16(void);
 /* A program's --bf16: nn_set_bf16(1), exiting 2 without oneDNN and warning (float32 runs)
- * on a CPU without bfloat16 kernels. */
+ * where oneDNN has no bfloat16 kernels. */
 void nn_bf16_option(void);
 
 /* Threads used by the layers (and OpenBLAS); 0 = default_threads(). */

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+char *openblas_get_corename(void);
+
 #ifdef CULL_DNNL
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -506,6 +508,30 @@ int nn_layout_block(void)
 	return blk;
 }
 
+/* The instruction set oneDNN's kernels use, by the name ONEDNN_MAX_CPU_ISA takes. */
+static const char *isa_name(void)
+{
+	switch (dnnl_get_effective_cpu_isa()) {
+	case dnnl_cpu_isa_sse41: return "SSE41";
+	case dnnl_cpu_isa_avx: return "AVX";
+	case dnnl_cpu_isa_avx2: return "AVX2";
+	case dnnl_cpu_isa_avx2_vnni: return "AVX2_VNNI";
+	case dnnl_cpu_isa_avx512_core: return "AVX512_CORE";
+	case dnnl_cpu_isa_avx512_core_vnni: return "AVX512_CORE_VNNI";
+	case dnnl_cpu_isa_avx512_core_bf16: return "AVX512_CORE_BF16";
+	case dnnl_cpu_isa_avx512_core_amx: return "AVX512_CORE_AMX";
+	default: return "other ISA";
+	}
+}
+
+/* Whether oneDNN runs bfloat16 convolutions on this CPU: asked of oneDNN, not of the CPU,
+ * since ONEDNN_MAX_CPU_ISA may cap it below what the CPU has (AVX512-BF16 or AMX). */
+static int bf16_kernels(void)
+{
+	dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+	return ((unsigned)isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
 int nn_set_bf16(int on)
 {
 	if (!enabled())
@@ -519,10 +545,8 @@ int nn_set_bf16(int on)
 		return 2;
 	}
 	emulate = 0;
-#if defined(__x86_64__) && defined(__GNUC__)
-	if (on && !__builtin_cpu_supports("avx512bf16") && !__builtin_cpu_supports("amx-bf16"))
+	if (on && !bf16_kernels())
 		return -1;
-#endif
 	bf16 = on;
 	return 1;
 }
@@ -539,18 +563,25 @@ int onednn_active(void)
 
 const char *nn_backend(void)
 {
-	static char s[128];
+	static char s[192];
 	const dnnl_version_t *v = dnnl_version();
 
-	if (!enabled())
-		return "OpenBLAS im2col + sgemm (CULL_NN=blas)";
+	if (!enabled()) {
+		const char *core = openblas_get_corename();
+		snprintf(s, sizeof s, "OpenBLAS im2col + sgemm (CULL_NN=blas) on %s kernels",
+		         core ? core : "?");
+		return s;
+	}
 	const char *wait = getenv("OMP_WAIT_POLICY");
 	int blk = nn_layout_block();
 	char layout[32] = "NCHW";
 	if (blk)
 		snprintf(layout, sizeof layout, "nChw%dc", blk);
-	snprintf(s, sizeof s, "oneDNN %d.%d.%d convolutions on %s activations, OpenBLAS; "
-	         "OpenMP wait policy %s", v->major, v->minor, v->patch, layout, wait ? wait : "default");
+	const char *core = openblas_get_corename();
+	snprintf(s, sizeof s, "oneDNN %d.%d.%d (%s) convolutions on %s activations, OpenBLAS (%s); "
+	         "OpenMP wait policy %s; bfloat16 kernels %s", v->major, v->minor, v->patch,
+	         isa_name(), layout, core ? core : "?", wait ? wait : "default",
+	         bf16_kernels() ? "yes" : "no");
 	return s;
 }
 
@@ -599,7 +630,12 @@ int nn_layout_block(void)
 
 const char *nn_backend(void)
 {
-	return "OpenBLAS im2col + sgemm (built without oneDNN)";
+	static char s[128];
+	const char *core = openblas_get_corename();
+
+	snprintf(s, sizeof s, "OpenBLAS im2col + sgemm (built without oneDNN) on %s kernels",
+	         core ? core : "?");
+	return s;
 }
 
 #endif
@@ -611,6 +647,7 @@ void nn_bf16_option(void)
 	if (r == 0)
 		die(EXIT_USAGE, "--bf16 needs the oneDNN backend; this one is %s", nn_backend());
 	if (r < 0)
-		warn("--bf16: this CPU has neither AVX512-BF16 nor AMX; running in float32 "
+		warn("--bf16: oneDNN has no bfloat16 kernels here (they need AVX512-BF16 or AMX, "
+		     "and ONEDNN_MAX_CPU_ISA not below them); running in float32 "
 		     "(CULL_NN_BF16=emulate measures bfloat16's accuracy without them)");
 }
