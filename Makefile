@@ -12,7 +12,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) $(MSGPACK) 2>/dev/null)
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -pthread -march=x86-64-v2 -mtune=native
-CFLAGS  += -Iformats -Inn $(PKG_CFLAGS)
+CFLAGS  += -Ibase -Iformats -Inn $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -pthread
 # oneDNN (Debian libdnnl-dev; no pkg-config file) runs the convolutions when its headers
 # are there; DNNL=0 builds the OpenBLAS-only reference path.
@@ -35,6 +35,7 @@ BUILD   = build/rel
 endif
 BIN = $(BUILD)/bin
 
+BASE_SRC    = $(wildcard base/*.c)
 FORMATS_SRC = $(wildcard formats/*.c)
 NN_SRC      = $(wildcard nn/*.c)
 TRAINER_SRC = $(wildcard trainer/*.c)
@@ -47,6 +48,7 @@ MAN5        = $(wildcard man/*.5)
 MAN7        = $(wildcard man/*.7)
 MODELS      = $(wildcard models/*.safetensors)
 
+LIBBASE    = $(BUILD)/libcullbase.a
 LIBFORMATS = $(BUILD)/libcullformats.a
 LIBNN      = $(BUILD)/libcullnn.a
 
@@ -67,9 +69,13 @@ $(shell mkdir -p $(BUILD) && printf '%s' '$(FLAGS_NOW)' >$(FLAGS_FILE))
 endif
 endif
 
-$(BUILD)/%.o: %.c $(wildcard formats/*.h nn/*.h trainer/*.h) $(FLAGS_FILE)
+$(BUILD)/%.o: %.c $(wildcard base/*.h formats/*.h nn/*.h trainer/*.h) $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBBASE): $(patsubst %.c,$(BUILD)/%.o,$(BASE_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
 
 $(LIBFORMATS): $(patsubst %.c,$(BUILD)/%.o,$(FORMATS_SRC))
 	@mkdir -p $(dir $@)
@@ -82,7 +88,7 @@ $(LIBNN): $(patsubst %.c,$(BUILD)/%.o,$(NN_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-LIBS = $(LIBNN) $(LIBFORMATS)
+LIBS = $(LIBNN) $(LIBFORMATS) $(LIBBASE)
 
 # cull-embed looks for the shipped encoder here when it is not beside the program.
 $(BUILD)/filters/embed.o: CFLAGS += -DCULL_MODELDIR='"$(PREFIX)/share/cull/models"'

@@ -14,10 +14,10 @@ FUZZ_DIR      = build/fuzz
 FUZZ_BINS     = $(addprefix $(FUZZ_DIR)/,$(FUZZ_NAMES))
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
-                -Iformats $(PKG_CFLAGS) $(FUZZ_SAN)
-FUZZ_OBJS     = $(patsubst formats/%.c,$(FUZZ_DIR)/obj/%.o,$(FORMATS_SRC))
+                -Ibase -Iformats $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_OBJS     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(BASE_SRC) $(FORMATS_SRC))
 
-$(FUZZ_DIR)/obj/%.o: formats/%.c $(wildcard formats/*.h)
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard base/*.h formats/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
