@@ -342,9 +342,37 @@ int default_threads(void)
 	long n;
 
 	if (e && *e)
-		return (int)parse_int("CULL_THREADS", e, 1, 1024);
+		return (int)parse_int("CULL_THREADS", e, 1, THREADS_MAX);
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (int)n : 1;
+}
+
+int parse_threads(const char *s)
+{
+	return (int)parse_int("--threads", s, 1, THREADS_MAX);
+}
+
+void print_version(const char *prog, const char *detail)
+{
+	printf("%s %s\n", prog, CULL_VERSION);
+	if (detail)
+		printf("%s\n", detail);
+	xfclose(stdout, "<stdout>");
+	exit(EXIT_OK);
+}
+
+volatile sig_atomic_t cull_interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	cull_interrupted = 1;
+}
+
+void catch_interrupts(void)
+{
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
 }
 
 double now_seconds(void)

@@ -2,6 +2,7 @@
 #ifndef CULL_IO_H
 #define CULL_IO_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@ enum {
 	EXIT_IO = 3,     /* cannot open, read or write a file or stream */
 	EXIT_SKIP = 4,   /* --strict and a sample was skipped */
 	EXIT_NOMEM = 5,  /* out of memory or over a configured limit */
+	EXIT_INTERRUPTED = 130,   /* SIGINT or SIGTERM, after saving what can be resumed */
 };
 
 #define CULL_VERSION "0.1.0"
@@ -75,6 +77,19 @@ uint64_t parse_size(const char *opt, const char *s);
 
 /* Number of threads: --threads, else $CULL_THREADS, else online CPUs. */
 int default_threads(void);
+/* The most threads any program takes (--threads, CULL_THREADS). */
+#define THREADS_MAX 1024
+/* --threads T: 1..THREADS_MAX, else die with EXIT_USAGE. */
+int parse_threads(const char *s);
+
+/* --version: "PROG VERSION", then the line `detail` if not NULL (e.g. "nn: ..."), on
+ * stdout, checked, and exit 0. */
+void print_version(const char *prog, const char *detail) __attribute__((noreturn));
+
+/* SIGINT and SIGTERM set cull_interrupted instead of ending the program, so a long loop
+ * can save its state and stop at the next safe point (then exit EXIT_INTERRUPTED). */
+extern volatile sig_atomic_t cull_interrupted;
+void catch_interrupts(void);
 
 /* Seconds since an arbitrary epoch (monotonic). */
 double now_seconds(void);
