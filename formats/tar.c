@@ -18,7 +18,7 @@ uint64_t tar_number(const unsigned char *f, size_t n)
 			v = v << 8 | f[i];
 		return v;
 	}
-	while (i < n && (f[i] == ' ' || f[i] == '\0'))
+	while (i < n && (f[i] == ' ' || f[i] == '\t'))
 		i++;
 	for (; i < n && f[i] >= '0' && f[i] <= '7'; i++)
 		v = v << 3 | (uint64_t)(f[i] - '0');
@@ -50,12 +50,21 @@ unsigned tar_block_sum(const unsigned char *h)
 
 int tar_header_ok(const unsigned char *h)
 {
+	const uint64_t ones = 0x0101010101010101ull, low7 = 0x7f7f7f7f7f7f7f7full;
 	unsigned u, high = 0, chk = 0;
-	uint64_t want;
+	uint64_t want, w, digit, space, nul;
 	size_t i;
 
-	if ((h[148] < '0' || h[148] > '7') && h[148] != ' ' && h[148] != '\0')
+	/* the field holds octal digits, spaces and NULs only (libarchive's test); a word at a
+	 * time: ZERO(v) marks with 0x80 each byte of v that is zero */
+#define ZERO(v) (~((((v) & low7) + low7) | (v)) & ~low7)
+	memcpy(&w, h + 148, 8);
+	digit = (w ^ 0x30 * ones) & 0xf8 * ones;
+	space = w ^ 0x20 * ones;
+	nul = w;
+	if ((ZERO(digit) | ZERO(space) | ZERO(nul)) != ~low7)
 		return 0;
+#undef ZERO
 	for (i = 148; i < 156; i++)
 		chk += h[i];
 	u = tar_block_sum(h) - chk + 8 * ' ';
@@ -65,7 +74,7 @@ int tar_header_ok(const unsigned char *h)
 	/* some old writers summed signed chars: each byte >= 128 counts 256 less */
 	for (i = 0; i < 512; i++)
 		high += (unsigned)(h[i] >> 7) * (i < 148 || i >= 156);
-	return (unsigned)want == u - 256 * high;
+	return want == (uint64_t)(u - 256 * high);
 }
 
 int tar_block_zero(const unsigned char *h)

@@ -5,8 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Each field is read as libarchive reads it, so that a plain shard (parsed by wds.c over
+ * these functions) and a compressed one (read by libarchive) give the same members. */
+
 /* A numeric header field: GNU base-256 when the first byte has its high bit set, else
- * octal after leading spaces and NULs. */
+ * octal after leading spaces and tabs, ending at the first byte that is not an octal digit
+ * (so a field that starts with NUL reads 0, as libarchive and Python's tarfile read it). */
 uint64_t tar_number(const unsigned char *f, size_t n);
 /* The sum of a 512-byte block's bytes, unsigned. */
 unsigned tar_block_sum(const unsigned char *h);
