@@ -98,19 +98,21 @@ struct wds_reader {
 	uint64_t pin;          /* borrow: the stream offset from which bytes stay in buf (the
 	                          sample's first member data), UINT64_MAX when none */
 	int eof;
-	char *longname;        /* from a GNU 'L' or pax 'path' entry, for the next header */
-	size_t longname_cap;
-	char *pax;             /* the records of the last pax 'x' header */
-	size_t pax_cap;
-	int have_longname;
-	uint64_t pax_size;
-	int have_pax_size;
+	tar_entry ent;         /* native: the entry whose header was read last */
+	int pax;               /* native: libarchive would take the archive for pax here */
+	char *body;            /* native: the body of the last extension header */
+	size_t body_cap;
 	const char *source;
 	int have_pending;      /* a header was read that starts the next sample */
-	char *pending_name;
-	size_t pending_name_cap, pending_len, pending_keylen, pending_field;
+	int pending_kind;      /* TAR_REGULAR, or TAR_HARDLINK with pending_link its target */
+	int pending_sparse;    /* native: a GNU sparse file, expanded from r->ent's map */
+	char *pending_name, *pending_link;
+	size_t pending_name_cap, pending_link_cap, pending_len, pending_keylen, pending_field;
 	uint64_t pending_size, pending_offset;
 	uint64_t nsamples, bytes_before;
+	uint64_t skipped;          /* members not carried (directories, links, devices...) */
+	char *strict_name;         /* the member that stopped a strict reader */
+	size_t strict_name_cap;
 	uint64_t shard_members;    /* headers read from the open shard */
 	char *error;               /* a fatal error found while finishing a sample, reported
 	                              once that sample has been returned */
@@ -170,6 +172,16 @@ static int fail_io(wds_reader *r, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	failc(r, EXIT_IO, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int fail_skip(wds_reader *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	failc(r, EXIT_SKIP, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -271,7 +283,7 @@ static int open_shard(wds_reader *r)
 	r->lo = r->hi = 0;
 	r->pos = 0;
 	r->eof = 0;
-	r->have_longname = r->have_pax_size = 0;
+	r->pax = 0;
 	r->open = 1;
 	r->a = NULL;
 	fill(r, 512);
@@ -383,8 +395,8 @@ static int skip_data(wds_reader *r, uint64_t n, uint64_t at)
 	return 0;
 }
 
-/* Read a small member's data (a GNU long name or pax header) into r->longname-like buffer. */
-static int read_small(wds_reader *r, uint64_t n, uint64_t at, char **dst, size_t *cap)
+/* Read an extension header's body (n bytes, at most 1 MiB as libarchive allows) into r->body. */
+static int read_body(wds_reader *r, uint64_t n, uint64_t at)
 {
 	if (n > (1 << 20))
 		return fail(r, "%s: tar extension header at byte %llu is %llu bytes, too large",
@@ -392,59 +404,68 @@ static int read_small(wds_reader *r, uint64_t n, uint64_t at, char **dst, size_t
 	if (fill(r, (size_t)n) < n)
 		return fail(r, "%s: truncated tar: header at byte %llu ends early", r->source,
 		            (unsigned long long)at);
-	set_str(dst, cap, (const char *)r->buf + r->lo, (size_t)n, 0);
+	set_str(&r->body, &r->body_cap, (const char *)r->buf + r->lo, (size_t)n, 0);
 	return skip_data(r, PADDED(n), at);
 }
 
-/* Apply the records of a pax extended header ("LEN key=value\n"...). */
-static int pax_parse(wds_reader *r, const char *p, size_t n, uint64_t at)
+static int bad_map(wds_reader *r, uint64_t at)
 {
-	const char *end = p + n, *eq, *rec_end;
-	char *q;
-	unsigned long long len;
+	return fail(r, "%s: member '%s' at byte %llu has a malformed GNU sparse map", r->source,
+	            r->ent.name, (unsigned long long)at);
+}
 
-	while (p < end && *p) {
-		len = strtoull(p, &q, 10);
-		if (q == p || *q != ' ' || len == 0 || len > (size_t)(end - p))
-			return fail(r, "%s: malformed pax header at byte %llu", r->source,
+/* GNU sparse 1.0: the map at the start of the data, decimal lines padded to a block. */
+static int read_map10(wds_reader *r, uint64_t at)
+{
+	tar_entry *e = &r->ent;
+	uint64_t have = 512, stored = PADDED(e->size);
+	size_t n;
+	int rc;
+
+	/* the map's lines are parsed as they arrive, in a window that doubles */
+	for (;;) {
+		if (have > stored)
+			return bad_map(r, at);
+		if (fill(r, (size_t)have) < have)
+			return fail(r, "%s: truncated tar: the member at byte %llu ends early", r->source,
 			            (unsigned long long)at);
-		rec_end = p + len;
-		eq = memchr(q, '=', (size_t)(rec_end - q));
-		if (!eq || rec_end[-1] != '\n')
-			return fail(r, "%s: malformed pax header at byte %llu", r->source,
-			            (unsigned long long)at);
-		q++;
-		if ((size_t)(eq - q) == 4 && memcmp(q, "path", 4) == 0) {
-			set_str(&r->longname, &r->longname_cap, eq + 1, (size_t)(rec_end - 1 - eq - 1), 0);
-			r->have_longname = 1;
-		} else if ((size_t)(eq - q) == 4 && memcmp(q, "size", 4) == 0) {
-			r->pax_size = strtoull(eq + 1, NULL, 10);
-			r->have_pax_size = 1;
-		}
-		p = rec_end;
+		rc = tar_entry_map10(e, r->buf + r->lo, (size_t)(have < e->size ? have : e->size));
+		if (rc < 0 || (rc == 0 && have == stored))
+			return bad_map(r, at);
+		if (rc > 0)
+			break;
+		have = 2 * have < stored ? 2 * have : stored;
 	}
+	n = (size_t)PADDED(e->map10_pos);
+	if (n > e->size)
+		return bad_map(r, at);
+	consume(r, n);
+	e->size -= n;
 	return 0;
 }
 
-/* The native path of next_header(): 1 with a regular member pending, 0 at the end of
- * this shard, -1 on error. */
-static int native_header(wds_reader *r, const char **name, int *type, uint64_t *size,
-			 uint64_t *at)
+/* The native path of next_header(): 1 with the next entry in r->ent (old GNU and 1.0 sparse
+ * maps read), 0 at the end of this shard, -1 on error. *at is where the previous entry
+ * ended, extension headers and end-of-archive blocks included, as libarchive counts. */
+static int native_header(wds_reader *r, uint64_t *at)
 {
+	tar_entry *e = &r->ent;
 	const unsigned char *h;
-	size_t n, pn;
-	uint64_t start = UINT64_MAX;   /* offset of the entry's first (extension) header */
-	int rc;
+	uint64_t size, here;
+	size_t n;
+	int type, ext = 0;
 
+	tar_entry_reset(e);
+	*at = r->pos;
 	for (;;) {
 		n = fill(r, 512);
-		if (n == 0)
+		if (n == 0 && !ext)
 			return 0;
 		if (n < 512)
-			return fail(r, "%s: truncated tar at byte %llu (a partial header)", r->source,
-			            (unsigned long long)r->pos);
+			return fail(r, n ? "%s: truncated tar at byte %llu (a partial header)" :
+			            "%s: truncated tar at byte %llu (an extension header without its member)",
+			            r->source, (unsigned long long)r->pos);
 		h = r->buf + r->lo;
-		*at = r->pos;
 		if (tar_block_zero(h)) {    /* end-of-archive blocks; another archive may follow */
 			consume(r, 512);
 			continue;
@@ -452,64 +473,173 @@ static int native_header(wds_reader *r, const char **name, int *type, uint64_t *
 		if (!tar_header_ok(h))
 			return fail(r, r->shard_members ? "%s: bad tar header (checksum) at byte %llu" :
 			            "%s: not a tar archive (or an unsupported compression) at byte %llu",
-			            r->source, (unsigned long long)*at);
+			            r->source, (unsigned long long)r->pos);
 		r->shard_members++;
-		*type = h[156];
-		*size = tar_number(h + 124, 12);
-		if (r->have_pax_size && *type != 'x' && *type != 'g') {
-			*size = r->pax_size;
-			r->have_pax_size = 0;
-		}
-		if (*type == 'L' || *type == 'x' || *type == 'g') {
-			uint64_t sz = *size;
-			if (*type != 'g' && start == UINT64_MAX)
-				start = *at;
-			int t = *type;
+		type = h[156];
+		switch (type) {
+		case 'V':                   /* a volume label: libarchive ignores its size */
 			consume(r, 512);
-			if (t == 'g')
-				rc = skip_data(r, PADDED(sz), *at);
-			else if (t == 'L')
-				rc = read_small(r, sz, *at, &r->longname, &r->longname_cap);
-			else {
-				rc = read_small(r, sz, *at, &r->pax, &r->pax_cap);
-				if (rc == 0)
-					rc = pax_parse(r, r->pax, (size_t)sz, *at);
-			}
-			if (t == 'L' && rc == 0) {
-				r->longname[strnlen(r->longname, (size_t)sz)] = '\0';
-				r->have_longname = 1;
-			}
-			if (rc < 0)
-				return rc;
+			continue;
+		case 'x': case 'X': case 'g': case 'A': case 'L': case 'K':
+			size = tar_number(h + 124, 12);
+			here = r->pos;
+			consume(r, 512);
+			if (read_body(r, size, here) < 0)
+				return -1;
+			if ((type == 'x' || type == 'X') && tar_entry_pax(e, r->body, (size_t)size) < 0)
+				return fail(r, "%s: malformed pax header at byte %llu", r->source,
+				            (unsigned long long)here);
+			if (type == 'L' || type == 'K')
+				tar_entry_longname(e, type, r->body, (size_t)size);
+			else
+				r->pax = 1;
+			ext = 1;
 			continue;
 		}
-		if (r->have_longname) {
-			r->have_longname = 0;
-		} else {
-			n = strnlen((const char *)h, 100);
-			pn = memcmp(h + 257, "ustar\0", 6) == 0 ? strnlen((const char *)h + 345, 155) : 0;
-			set_str(&r->longname, &r->longname_cap, (const char *)h + 345, pn + 1 + n, 0);
-			if (pn)
-				r->longname[pn++] = '/';
-			memcpy(r->longname + pn, h, n);
-			r->longname[pn + n] = '\0';
-		}
+		r->pax = tar_entry_header(e, h, r->pax);
 		consume(r, 512);
-		if (start != UINT64_MAX)
-			*at = start;
-		*name = r->longname;
+		while (e->extended) {       /* old GNU sparse: more runs in extension blocks */
+			if (fill(r, 512) < 512)
+				return fail(r, "%s: truncated tar at byte %llu (a sparse extension block)",
+				            r->source, (unsigned long long)r->pos);
+			e->extended = tar_entry_extension(e, r->buf + r->lo);
+			consume(r, 512);
+		}
+		if (e->map10 && read_map10(r, *at) < 0)
+			return -1;
+		if (e->sparse && tar_entry_check_map(e) < 0)
+			return bad_map(r, *at);
 		return 1;
 	}
 }
 
-/* Read the next regular, non-metadata member header into pending: 1, 0 at the end of
- * input, -1 on a fatal error (kept in r->error). */
+/* The libarchive path of next_header(): 1 with the next entry's name, kind, hard link
+ * target, size (a sparse file's whole size) and position, 0 at the end of the shard. */
+static int la_header(wds_reader *r, const char **name, int *kind, const char **link,
+		     uint64_t *size, uint64_t *at)
+{
+	static const int kinds[][2] = {
+		{ AE_IFREG, TAR_REGULAR }, { AE_IFDIR, TAR_DIR }, { AE_IFLNK, TAR_SYMLINK },
+		{ AE_IFCHR, TAR_CHAR }, { AE_IFBLK, TAR_BLOCK }, { AE_IFIFO, TAR_FIFO },
+		{ AE_IFSOCK, TAR_SOCKET },
+	};
+	struct archive_entry *e;
+	const char *msg;
+	int rc, bad_sparse = 0;
+	size_t i;
+
+	rc = archive_read_next_header(r->a, &e);
+	if (rc == ARCHIVE_EOF)
+		return 0;
+	if (rc == ARCHIVE_WARN) {
+		msg = archive_error_string(r->a);
+		msg = msg ? msg : "";
+		if (strstr(msg, "Unrecognized GNU sparse file format"))
+			bad_sparse = 1;
+		else if (!strstr(msg, "can't be converted from"))
+			/* (a name not in the locale's charset keeps its bytes, as natively) */
+			warn("%s: %s", r->source, msg);
+	} else if (rc != ARCHIVE_OK) {
+		return fail_archive(r, r->shard_members ? "bad tar header" :
+		                    "not a tar archive (or an unsupported compression)");
+	}
+	r->shard_members++;
+	*name = archive_entry_pathname(e);
+	if (!*name)
+		*name = "";
+	*link = archive_entry_hardlink(e);
+	*size = archive_entry_size_is_set(e) ? (uint64_t)archive_entry_size(e) : 0;
+	*at = (uint64_t)archive_read_header_position(r->a);
+	*kind = TAR_UNKNOWN;
+	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if ((int)archive_entry_filetype(e) == kinds[i][0])
+			*kind = kinds[i][1];
+	if (*link && (*kind == TAR_REGULAR || *kind == TAR_UNKNOWN))
+		*kind = *size ? TAR_REGULAR : TAR_HARDLINK;
+	if (bad_sparse && *kind == TAR_REGULAR)
+		*kind = TAR_BAD_SPARSE;
+	return 1;
+}
+
+/* A member that is not carried into a sample: a counted warning (the first few shown),
+ * or with strict a fatal error. what says what it is: "a symbolic link". 0, or -1. */
+#define SHOWN_SKIPS 20
+
+static int skip_member(wds_reader *r, const char *name, uint64_t at, const char *what)
+{
+	r->skipped++;
+	if (r->opt.strict) {
+		set_str(&r->strict_name, &r->strict_name_cap, name, strlen(name), 0);
+		return fail_skip(r, "%s: '%s' at byte %llu is %s, not a sample member (--strict)",
+		                 r->source, name, (unsigned long long)at, what);
+	}
+	if (r->skipped <= SHOWN_SKIPS)
+		warn("%s: skipping '%s' at byte %llu: %s (not a sample member)", r->source, name,
+		     (unsigned long long)at, what);
+	else if (r->skipped == SHOWN_SKIPS + 1)
+		warn("%s: more members skipped; they are counted, not shown", r->source);
+	return 0;
+}
+
+/* The pending hard link, whose target is not in its sample: skipped. */
+static int skip_link(wds_reader *r)
+{
+	char *what = xasprintf("a hard link to '%s' outside its sample", r->pending_link);
+	int rc = skip_member(r, r->pending_name, r->pending_offset, what);
+
+	free(what);
+	r->have_pending = 0;
+	return rc;
+}
+
+/* Make the entry just read pending, or skip it: 1 pending, 0 skipped, -1 on error. */
+static int pend(wds_reader *r, const char *name, int kind, const char *link, uint64_t size,
+		uint64_t at)
+{
+	const char *field;
+	size_t keylen;
+
+	if (kind == TAR_BAD_SPARSE)
+		/* refused, not skipped: libarchive reads every entry after one as such */
+		return fail(r, "%s: member '%s' at byte %llu is a GNU sparse file in a format other "
+		            "than 0.0, 0.1, 1.0 or old GNU, which cull cannot read", r->source, name,
+		            (unsigned long long)at);
+	if (kind != TAR_REGULAR && kind != TAR_HARDLINK) {
+		if (skip_member(r, name, at, tar_kind_name(kind)) < 0)
+			return -1;
+		goto skip;
+	}
+	keylen = wds_split_name(name, &field);
+	if (is_metadata(name, keylen))
+		goto skip;
+	r->pending_len = strlen(name);
+	set_str(&r->pending_name, &r->pending_name_cap, name, r->pending_len, 0);
+	r->pending_keylen = keylen;
+	r->pending_field = (size_t)(field - name);
+	r->pending_kind = kind;
+	if (kind == TAR_HARDLINK)
+		set_str(&r->pending_link, &r->pending_link_cap, link, strlen(link), 0);
+	r->pending_sparse = !r->a && r->ent.sparse;
+	r->pending_size = size;
+	r->pending_offset = at;
+	if (size > r->opt.max_member)
+		return fail(r, "%s: member '%s' at byte %llu is %llu bytes, over the limit of "
+		    "%llu (--max-member)", r->source, name, (unsigned long long)at,
+		    (unsigned long long)size, (unsigned long long)r->opt.max_member);
+	r->have_pending = 1;
+	return 1;
+skip:
+	if (!r->a && skip_data(r, PADDED(r->ent.size), at) < 0)
+		return -1;
+	return 0;
+}
+
+/* Read the next member header that a sample may carry (a file, or a hard link) into
+ * pending: 1, 0 at the end of input, -1 on a fatal error (kept in r->error). */
 static int next_header(wds_reader *r)
 {
-	struct archive_entry *e;
-	const char *name = "", *field;
-	size_t keylen;
-	int rc, type = 0;
+	const char *name = "", *link = NULL;
+	int rc, kind = TAR_UNKNOWN;
 	uint64_t size = 0, at = 0;
 
 	for (;;) {
@@ -521,85 +651,32 @@ static int next_header(wds_reader *r)
 			if (open_shard(r) < 0)
 				return -1;
 		}
-		if (!r->a) {
-			rc = native_header(r, &name, &type, &size, &at);
-			if (rc < 0)
-				return rc;
-			if (rc == 0) {
-				close_shard(r);
-				r->ipath++;
-				continue;
-			}
-			if (type != '0' && type != '\0' && type != '7') {
-				if (type != '5')
-					warn("%s: skipping non-regular member '%s' at byte %llu", r->source,
-					     name, (unsigned long long)at);
-				if (type != '1' && type != '2' && skip_data(r, PADDED(size), at) < 0)
-					return -1;
-				continue;
-			}
-			goto regular;
+		if (r->a) {
+			rc = la_header(r, &name, &kind, &link, &size, &at);
+		} else {
+			rc = native_header(r, &at);
+			name = r->ent.name;
+			kind = r->ent.kind;
+			link = r->ent.link;
+			size = r->ent.realsize;
 		}
-		rc = archive_read_next_header(r->a, &e);
-		if (rc == ARCHIVE_EOF) {
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
 			close_shard(r);
 			r->ipath++;
 			continue;
 		}
-		if (rc == ARCHIVE_WARN) {
-			warn("%s: %s", r->source, archive_error_string(r->a));
-		} else if (rc != ARCHIVE_OK) {
-			return fail_archive(r, r->shard_members ? "bad tar header" :
-			                    "not a tar archive (or an unsupported compression)");
-		}
-		r->shard_members++;
-		name = archive_entry_pathname(e);
-		if (!name)
-			name = "";
-		if (archive_entry_filetype(e) != AE_IFREG) {
-			if (archive_entry_filetype(e) != AE_IFDIR)
-				warn("%s: skipping non-regular member '%s' at byte %lld", r->source, name,
-				     (long long)archive_read_header_position(r->a));
-			continue;
-		}
-		if (archive_entry_hardlink(e)) {
-			warn("%s: skipping hard link '%s' at byte %lld", r->source, name,
-			     (long long)archive_read_header_position(r->a));
-			continue;
-		}
-		size = archive_entry_size_is_set(e) ? (uint64_t)archive_entry_size(e) : 0;
-		at = (uint64_t)archive_read_header_position(r->a);
-regular:
-		keylen = wds_split_name(name, &field);
-		if (is_metadata(name, keylen)) {
-			if (!r->a && skip_data(r, PADDED(size), at) < 0)
-				return -1;
-			continue;
-		}
-		r->pending_len = strlen(name);
-		set_str(&r->pending_name, &r->pending_name_cap, name, r->pending_len, 0);
-		r->pending_keylen = keylen;
-		r->pending_field = (size_t)(field - name);
-		r->pending_size = size;
-		r->pending_offset = at;
-		if (r->pending_size > r->opt.max_member)
-			return fail(r, "%s: member '%s' at byte %llu is %llu bytes, over the limit of "
-			    "%llu (--max-member)", r->source, name,
-			    (unsigned long long)r->pending_offset, (unsigned long long)r->pending_size,
-			    (unsigned long long)r->opt.max_member);
-		r->have_pending = 1;
-		return 1;
+		rc = pend(r, name, kind, link, size, at);
+		if (rc != 0)
+			return rc;
 	}
 }
 
-/* Append the pending member (header already read) to s, reading its data: 0, or -1 on a
- * fatal error. */
-static int take_pending(wds_reader *r, wds_sample *s)
+/* A new member at the end of s, named as the pending header, its data not yet set. */
+static wds_member *add_member(wds_reader *r, wds_sample *s)
 {
 	wds_member *m;
-	const char *field;
-	size_t got = 0;
-	la_ssize_t n;
 
 	if (s->nmembers == s->members_cap) {
 		size_t cap = s->members_cap ? 2 * s->members_cap : 4;
@@ -609,29 +686,31 @@ static int take_pending(wds_reader *r, wds_sample *s)
 	}
 	m = &s->members[s->nmembers++];
 	set_str(&m->name, &m->name_cap, r->pending_name, r->pending_len, 0);
-	field = m->name + r->pending_field;
-	set_str(&m->field, &m->field_cap, field, r->pending_len - r->pending_field, 1);
+	set_str(&m->field, &m->field_cap, m->name + r->pending_field,
+	        r->pending_len - r->pending_field, 1);
 	m->borrowed = 0;
-	if (r->opt.borrow && !r->a) {
-		/* zero-copy: the data stays in buf, pinned until the next wds_next() */
-		got = fill(r, (size_t)r->pending_size);
-		if (got >= r->pending_size) {
-			if (r->pin == UINT64_MAX)
-				r->pin = r->pos;
-			m->borrowed = 1;
-			m->at = r->pos;
-			got = (size_t)r->pending_size;
-			consume(r, got);
-		}
-	} else {
-		if (m->data_cap < r->pending_size || !m->store) {
-			m->data_cap = r->pending_size > 64 ? r->pending_size : 64;
-			free(m->store);
-			m->store = xmalloc(m->data_cap);
-		}
-		m->data = m->store;
+	return m;
+}
+
+/* The member's own storage, at least n bytes, as its data. */
+static void own_store(wds_member *m, uint64_t n)
+{
+	if (m->data_cap < n || !m->store) {
+		m->data_cap = n > 64 ? (size_t)n : 64;
+		free(m->store);
+		m->store = xmalloc(m->data_cap);
 	}
-	while (!r->a && !r->opt.borrow && got < r->pending_size) {
+	m->data = m->store;
+}
+
+/* Native: copy the pending member's bytes out of the stream (a large one read straight into
+ * place); *got is short when the input ends. 0, or -1 on a read error. */
+static int copy_plain(wds_reader *r, wds_member *m, size_t *got_)
+{
+	size_t got = 0;
+
+	*got_ = 0;
+	while (got < r->pending_size) {
 		size_t k = fill(r, 1), want = (size_t)r->pending_size - got;
 		if (k == 0)
 			break;
@@ -651,13 +730,92 @@ static int take_pending(wds_reader *r, wds_sample *s)
 			}
 		}
 	}
-	while (r->a && got < r->pending_size) {    /* libarchive: always copied */
+	*got_ = got;
+	return 0;
+}
+
+/* Native: a GNU sparse member, its map's runs read into place and zeros between them. */
+static int copy_sparse(wds_reader *r, wds_member *m)
+{
+	const tar_entry *e = &r->ent;
+	uint64_t done = 0;
+
+	memset(m->data, 0, (size_t)e->realsize);
+	for (size_t i = 0; i < e->nmap; i++) {
+		unsigned char *dst = m->data + e->map[i].offset;
+		uint64_t left = e->map[i].size;
+
+		while (left) {
+			size_t k = fill(r, 1);
+			if (k == 0)
+				return fail(r, "%s: truncated tar: member '%s' at byte %llu ends after %llu "
+				            "of %llu stored bytes", r->source, m->name,
+				            (unsigned long long)r->pending_offset, (unsigned long long)done,
+				            (unsigned long long)e->size);
+			k = k < left ? k : (size_t)left;
+			memcpy(dst, r->buf + r->lo, k);
+			consume(r, k);
+			dst += k;
+			left -= k;
+			done += k;
+		}
+	}
+	return skip_data(r, PADDED(e->size) - e->size, r->pending_offset);
+}
+
+/* libarchive: the member's bytes (a sparse file's holes as zeros); the number read. */
+static int64_t copy_archive(wds_reader *r, wds_member *m)
+{
+	size_t got = 0;
+	int ends = 0;
+	la_ssize_t n;
+
+	while (got < r->pending_size) {
 		n = archive_read_data(r->a, m->data + got, r->pending_size - got);
 		if (n < 0)
 			return fail_archive(r, "cannot read member data");
-		if (n == 0)
+		/* a sparse file's final hole comes on the call after the end of its data */
+		if (n == 0 && ++ends == 2)
 			break;
 		got += (size_t)n;
+	}
+	return (int64_t)got;
+}
+
+/* Append the pending member (header already read) to s, reading its data: 0, or -1 on a
+ * fatal error. */
+static int take_pending(wds_reader *r, wds_sample *s)
+{
+	wds_member *m = add_member(r, s);
+	size_t got = 0;
+	int64_t n;
+
+	if (r->opt.borrow && !r->a && !r->pending_sparse) {
+		/* zero-copy: the data stays in buf, pinned until the next wds_next() */
+		got = fill(r, (size_t)r->pending_size);
+		if (got >= r->pending_size) {
+			if (r->pin == UINT64_MAX)
+				r->pin = r->pos;
+			m->borrowed = 1;
+			m->at = r->pos;
+			m->size = (size_t)r->pending_size;
+			consume(r, m->size);
+			r->have_pending = 0;
+			return skip_data(r, PADDED(m->size) - m->size, r->pending_offset);
+		}
+	}
+	own_store(m, r->pending_size);
+	if (r->pending_sparse) {
+		r->have_pending = 0;
+		m->size = (size_t)r->pending_size;
+		return copy_sparse(r, m);
+	}
+	if (r->a) {
+		if ((n = copy_archive(r, m)) < 0)
+			return -1;
+		got = (size_t)n;
+	} else if (copy_plain(r, m, &got) < 0) {
+		return -1;
 	}
 	if (got < r->pending_size)
 		return fail(r, "%s: truncated tar: member '%s' at byte %llu ends after %zu of "
@@ -668,6 +826,32 @@ static int take_pending(wds_reader *r, wds_sample *s)
 	m->size = got;
 	r->have_pending = 0;
 	return 0;
+}
+
+/* The pending hard link: when its target is a member of s, a member of its own name with
+ * the target's bytes (1, the last member of that name, which a link on disk would reach);
+ * else it is skipped (0, or -1 with strict). */
+static int take_link(wds_reader *r, wds_sample *s)
+{
+	size_t i = s->nmembers;
+	wds_member *m, *t;
+
+	while (i > 0 && strcmp(s->members[i - 1].name, r->pending_link) != 0)
+		i--;
+	if (i == 0)
+		return skip_link(r) < 0 ? -1 : 0;
+	m = add_member(r, s);
+	t = &s->members[i - 1];
+	m->size = t->size;
+	if (t->borrowed) {
+		m->borrowed = 1;
+		m->at = t->at;
+	} else {
+		own_store(m, t->size);
+		memcpy(m->data, t->data, t->size);
+	}
+	r->have_pending = 0;
+	return 1;
 }
 
 /* A fatal error: returned as -1 when the caller asked for it, else the process exits. */
@@ -685,15 +869,20 @@ const char *wds_error(const wds_reader *r, int *code)
 	return r->error;
 }
 
-/* At the end of the input: warn about every key whose run was split. */
-static void report_split_keys(wds_reader *r)
+/* At the end of the input: warn about every key whose run was split, and count the members
+ * skipped when not all were shown. */
+static void report_end(wds_reader *r)
 {
 	key_list *kl = &r->keys;
 	size_t i, shown = 0, total = 0;
 
-	if (r->keys_reported || !kl->unordered)
+	if (r->keys_reported)
 		return;
 	r->keys_reported = 1;
+	if (r->skipped > SHOWN_SKIPS)
+		warn("%llu members skipped in all (not sample members)", (unsigned long long)r->skipped);
+	if (!kl->unordered)
+		return;
 	qsort(kl->v, kl->n, sizeof *kl->v, key_pos_cmp);
 	for (i = 1; i < kl->n; i++) {
 		if (kl->v[i].hash != kl->v[i - 1].hash ||
@@ -729,6 +918,7 @@ static void check_repeated_field(const wds_reader *r, const wds_sample *s)
 
 int wds_next(wds_reader *r, wds_sample *s)
 {
+	const char *field;
 	size_t keylen;
 	int rc;
 
@@ -736,14 +926,21 @@ int wds_next(wds_reader *r, wds_sample *s)
 	r->pin = UINT64_MAX;   /* the previous sample's borrowed bytes are released */
 	if (r->error)
 		return raise_error(r);
-	if (!r->have_pending) {
-		rc = next_header(r);
-		if (rc < 0)
-			return raise_error(r);
-		if (rc == 0) {
-			report_split_keys(r);
-			return 0;
+	for (;;) {
+		if (!r->have_pending) {
+			rc = next_header(r);
+			if (rc < 0)
+				return raise_error(r);
+			if (rc == 0) {
+				report_end(r);
+				return 0;
+			}
 		}
+		if (r->pending_kind != TAR_HARDLINK)
+			break;
+		/* a hard link cannot start a sample: its target came before it, in another one */
+		if (skip_link(r) < 0)
+			return raise_error(r);
 	}
 	keylen = r->pending_keylen;
 	set_str(&s->key, &s->key_cap, r->pending_name, keylen, 0);
@@ -755,17 +952,29 @@ int wds_next(wds_reader *r, wds_sample *s)
 	const char *src = r->source;
 	if (take_pending(r, s) < 0)
 		return raise_error(r);
-	while (next_header(r) > 0) {
+	while ((rc = next_header(r)) > 0) {
 		/* a new shard always starts a new sample */
 		if (r->source != src)
 			break;
 		if (r->pending_keylen != keylen || memcmp(r->pending_name, s->key, keylen) != 0)
 			break;
-		if (take_pending(r, s) < 0)
-			return raise_error(r);   /* the sample is incomplete: not returned */
+		if (r->pending_kind != TAR_HARDLINK) {
+			if (take_pending(r, s) < 0)
+				return raise_error(r);   /* the sample is incomplete: not returned */
+		} else if ((rc = take_link(r, s)) < 0) {
+			break;
+		} else if (rc == 0) {
+			continue;
+		}
 		if (r->opt.check_keys)
 			check_repeated_field(r, s);
 	}
+	/* strict, stopped at a member of this sample: it is incomplete, not returned (a break
+	 * elsewhere is raised by the next call, after this sample) */
+	if (rc < 0 && r->error_code == EXIT_SKIP && r->source == src &&
+	    wds_split_name(r->strict_name, &field) == keylen &&
+	    memcmp(r->strict_name, s->key, keylen) == 0)
+		return raise_error(r);
 	/* the buffer may have moved while the sample was read: point into it now */
 	for (size_t i = 0; i < s->nmembers; i++)
 		if (s->members[i].borrowed)
@@ -813,6 +1022,11 @@ uint64_t wds_samples_read(const wds_reader *r)
 	return r->nsamples;
 }
 
+uint64_t wds_members_skipped(const wds_reader *r)
+{
+	return r->skipped;
+}
+
 uint64_t wds_bytes_read(const wds_reader *r)
 {
 	if (!r->open)
@@ -826,9 +1040,11 @@ void wds_close(wds_reader *r)
 		return;
 	close_shard(r);
 	free(r->buf);
-	free(r->longname);
-	free(r->pax);
+	tar_entry_free(&r->ent);
+	free(r->body);
 	free(r->pending_name);
+	free(r->pending_link);
+	free(r->strict_name);
 	free(r->error);
 	free(r->keys.v);
 	free(r->keys.names);

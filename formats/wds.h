@@ -1,4 +1,4 @@
-/* WebDataset shards: read tar streams as samples (libarchive), write them back as tar. */
+/* WebDataset shards: read tar streams as samples, write them back as tar. */
 #ifndef CULL_WDS_H
 #define CULL_WDS_H
 
@@ -40,6 +40,8 @@ typedef struct {
 	int borrow;            /* zero-copy: members of a plain (uncompressed) tar point into the
 	                        * reader's buffer, valid until the next wds_next() or
 	                        * wds_close(); the buffer grows to the largest sample */
+	int strict;            /* a member that is not carried is a fatal error (EXIT_SKIP)
+	                        * instead of a warning */
 } wds_options;
 
 #define WDS_MAX_MEMBER ((uint64_t)256 << 20)
@@ -54,7 +56,17 @@ wds_reader *wds_open(const char *const *paths, size_t npaths, const wds_options 
  * it prints one line naming the shard and byte offset and exits EXIT_DATA (EXIT_IO for a
  * file that cannot be opened or read) -- or, with defer_errors, returns -1 and the line is
  * wds_error(). Every complete sample before the break is returned first. Empty shards
- * are fine. */
+ * are fine.
+ *
+ * Members are files. GNU sparse files (old GNU, pax 0.0, 0.1 and 1.0) are expanded to the
+ * file they stand for, holes as zeros, under their real name. A hard link whose target is
+ * a member of the same sample is a member of its own name with the target's bytes. Every
+ * other member (a directory, symbolic link, device, FIFO, a hard link to outside its
+ * sample) is skipped with a counted warning, "SHARD: skipping 'NAME' at byte N: a symbolic
+ * link (not a sample member)" (the first 20 shown), or with strict is a fatal error with
+ * EXIT_SKIP (the sample it would belong to is not returned). A sparse file in another GNU
+ * format is a broken stream. Members named __*__ (metadata) are skipped silently. Plain
+ * and compressed shards give the same samples and warnings. */
 int wds_next(wds_reader *r, wds_sample *s);
 /* The message of the fatal error, and its exit status in *code (may be NULL). */
 const char *wds_error(const wds_reader *r, int *code);
@@ -67,6 +79,7 @@ int wds_parse_cls(const wds_member *m, int64_t *v);
 /* Counters for summaries. */
 uint64_t wds_samples_read(const wds_reader *r);
 uint64_t wds_bytes_read(const wds_reader *r);   /* compressed bytes consumed */
+uint64_t wds_members_skipped(const wds_reader *r);   /* members not carried, warned about */
 void wds_close(wds_reader *r);
 void wds_sample_free(wds_sample *s);
 

@@ -17,11 +17,13 @@ int main(int argc, char **argv)
 	while (argc > 1 && argv[1][0] == '-' && argv[1][1]) {
 		if (strcmp(argv[1], "-l") == 0)
 			list = 1;
+		else if (strcmp(argv[1], "--strict") == 0)
+			opt.strict = 1;
 		else if (strcmp(argv[1], "--max-member") == 0 && argc > 2) {
 			opt.max_member = parse_size("--max-member", argv[2]);
 			argc--, argv++;
 		} else
-			die(EXIT_USAGE, "usage: wdscat [-l] [--max-member N] [SHARD...]");
+			die(EXIT_USAGE, "usage: wdscat [-l] [--strict] [--max-member N] [SHARD...]");
 		argc--, argv++;
 	}
 	r = wds_open((const char *const *)argv + 1, (size_t)argc - 1, &opt);
@@ -41,7 +43,11 @@ int main(int argc, char **argv)
 		wds_writer_close(w);
 	else
 		xfclose(stdout, "<stdout>");
-	note("%llu samples", (unsigned long long)wds_samples_read(r));
+	if (wds_members_skipped(r))
+		note("%llu samples, %llu members skipped", (unsigned long long)wds_samples_read(r),
+		     (unsigned long long)wds_members_skipped(r));
+	else
+		note("%llu samples", (unsigned long long)wds_samples_read(r));
 	wds_close(r);
 	wds_sample_free(&s);
 	return 0;
