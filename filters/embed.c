@@ -50,6 +50,7 @@ static const char usage[] =
 	"  --max-pixels N     refuse images larger than N pixels, from the header (default 268M)\n"
 	"  --max-member SIZE  refuse tar members larger than SIZE (default 256M)\n"
 	"  --strict           exit with status 4 at the first sample that cannot be embedded\n"
+	"                     or tar member that is not carried (a directory, link, device)\n"
 	"  -q, --quiet        no progress and no summary on standard error\n"
 	"  -h, --help         this help;  --version  the version and the convolution backend\n";
 
@@ -524,6 +525,7 @@ int main(int argc, char **argv)
 	wo.max_member = o.max_member;
 	wo.check_keys = 1;
 	wo.defer_errors = 1;      /* a broken stream ends the input; what came before is written */
+	wo.strict = o.strict;     /* a member that is not carried ends it too, with status 4 */
 	r = wds_open((const char *const *)argv + optind, (size_t)(argc - optind), &wo);
 	for (i = optind; i < argc; i++)
 		if (strcmp(argv[i], "-") && stat(argv[i], &sb) == 0)
@@ -662,11 +664,16 @@ int main(int argc, char **argv)
 			                        "%s%llu %s", len ? ", " : "",
 			                        (unsigned long long)st.skipped[i], skip_name[i]);
 		}
+		uint64_t members = wds_members_skipped(r);
+		char more[80] = "";
+		if (members)
+			snprintf(more, sizeof more, "; %llu tar members are not sample members",
+			         (unsigned long long)members);
 		note("embedded %llu of %llu samples with %s (%d-d) in %.1f s, %.0f img/s, "
-		     "%.0f%% of it in the encoder; skipped %llu%s%s%s", (unsigned long long)st.embedded,
+		     "%.0f%% of it in the encoder; skipped %llu%s%s%s%s", (unsigned long long)st.embedded,
 		     (unsigned long long)st.read, arch, dim, el, el > 0 ? (double)st.read / el : 0.0,
 		     el > 0 ? 100.0 * st.forward / el : 0.0,
-		     (unsigned long long)sk, sk ? " (" : "", why, sk ? ")" : "");
+		     (unsigned long long)sk, sk ? " (" : "", why, sk ? ")" : "", more);
 	}
 	if (p.tid)
 		pool_stop(&p);

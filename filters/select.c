@@ -40,7 +40,9 @@ static const char usage[] =
 	"      --dropped FILE        also write what is not kept to FILE, in the output's form:\n"
 	"                            the dropped samples as a tar (with SHARD files, samples\n"
 	"                            without a record included), else the dropped records\n"
-	"      --strict              exit 4 when there are no records (an upstream failure)\n"
+	"      --strict              exit 4 when there are no records (an upstream failure) or\n"
+	"                            a shard has a member that is not carried (a directory,\n"
+	"                            a link, a device)\n"
 	"      --seed S              random seed (default 0)\n"
 	"      --threads T           accepted for uniformity (selection is single-threaded)\n"
 	"  -h, --help                this help\n"
@@ -617,7 +619,7 @@ static void apply_cuts(const char *path)
 /* ---- output and summary ---- */
 
 static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t missing,
-                    uint64_t unscored)
+                    uint64_t unscored, uint64_t skipped)
 {
 	double klo = INFINITY, khi = -INFINITY, lo = INFINITY, hi = -INFINITY;
 	size_t i, ng = 0, g;
@@ -650,6 +652,9 @@ static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t mi
 	if (unscored)
 		warn("%llu samples in the shards have no record: not kept%s",
 		     (unsigned long long)unscored, o.dropped ? " (they are in --dropped)" : "");
+	if (skipped)
+		warn("%llu tar members of the shards are not sample members: not written "
+		     "(--strict makes them an error)", (unsigned long long)skipped);
 	/* per class counts */
 	for (i = 0; i < n_items; i++)
 		it[i].grp = it[i].has_cls ? it[i].cls : INT64_MIN;
@@ -713,7 +718,7 @@ int main(int argc, char **argv)
 	};
 	int c, modes = 0;
 	size_t n = 0, kept = 0, i;
-	uint64_t written = 0, samples = 0, missing = 0, unscored = 0;
+	uint64_t written = 0, samples = 0, missing = 0, unscored = 0, skipped = 0;
 	/* --dropped is written beside the output, atomically: whole or not replaced */
 	char *dtmp = NULL;
 
@@ -835,7 +840,7 @@ int main(int argc, char **argv)
 		free(ix);
 		for (i = 0; i < n_items; i++)
 			kept += (size_t)it[i].keep;
-		summary(kept, 0, 0, 0, 0);
+		summary(kept, 0, 0, 0, 0, 0);
 		return 0;
 	} else if (o.strategy == S_CCS) {
 		ccs(n);
@@ -866,7 +871,8 @@ int main(int argc, char **argv)
 		if (d)
 			xfclose(d, dname);
 	} else {
-		wds_options wo = { .max_member = WDS_MAX_MEMBER, .check_keys = 1, .borrow = 1 };
+		wds_options wo = { .max_member = WDS_MAX_MEMBER, .check_keys = 1, .borrow = 1,
+		                   .strict = o.strict };
 		wds_reader *r = wds_open((const char *const *)argv + optind, (size_t)(argc - optind), &wo);
 		wds_writer *w = wds_writer_open("-");
 		wds_writer *d = o.dropped ? wds_writer_open(dtmp ? dtmp : o.dropped) : NULL;
@@ -888,6 +894,7 @@ int main(int argc, char **argv)
 		wds_writer_close(w);
 		if (d)
 			wds_writer_close(d);
+		skipped = wds_members_skipped(r);
 		wds_close(r);
 		wds_sample_free(&s);
 		for (i = 0; i < n_items; i++)
@@ -896,6 +903,6 @@ int main(int argc, char **argv)
 	if (dtmp)
 		commit_file(dtmp, o.dropped);
 	free(dtmp);
-	summary(kept, written, samples, missing, unscored);
+	summary(kept, written, samples, missing, unscored, skipped);
 	return 0;
 }

@@ -173,6 +173,9 @@ void data_load(dataset *d, const char *const *paths, size_t npaths, const load_o
 	for (i = 0; i < CHUNK; i++)
 		wds_sample_free(&c.slots[i].s);
 	free(c.slots);
+	if (wds_members_skipped(r) && !o->quiet)
+		warn("%s data: %llu tar members are not sample members (see the warnings above)",
+		     o->what, (unsigned long long)wds_members_skipped(r));
 	wds_close(r);
 	/* give back the slack of the doubling */
 	if (d->n && d->n < d->cap) {
