@@ -43,6 +43,8 @@ FILTERS     = $(patsubst filters/%.c,%,$(wildcard filters/*.c))
 PROGS       = $(addprefix $(BIN)/cull-,$(FILTERS)) $(if $(TRAINER_SRC),$(BIN)/cull-train)
 UNIT_TESTS  = $(patsubst tests/unit/%.c,$(BIN)/%,$(wildcard tests/unit/*.c))
 TEST_TOOLS  = $(patsubst tests/tools/%.c,$(BIN)/tools/%,$(wildcard tests/tools/*.c))
+# The helper scripts installed beside the programs (cull-convert needs python3-torch).
+SCRIPTS     = scripts/cull-convert scripts/cull-parallel scripts/cull-slurm
 MAN1        = $(wildcard man/*.1)
 MAN5        = $(wildcard man/*.5)
 MAN7        = $(wildcard man/*.7)
@@ -137,6 +139,9 @@ install: all
 	install -m 644 $(MAN7) $(DESTDIR)$(PREFIX)/share/man/man7/
 	install -d $(DESTDIR)$(PREFIX)/share/cull/models
 	install -m 644 $(MODELS) $(DESTDIR)$(PREFIX)/share/cull/models/
+	install -m 755 $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/libexec/cull
+	install -m 755 scripts/slurm/cull-step $(DESTDIR)$(PREFIX)/libexec/cull/
 
 deps:
 	@scripts/deps
