@@ -178,7 +178,13 @@ static void run_case(const char *dir, const char *name, const char *arch)
 		if (e > worst_loss)
 			worst_loss = e;
 	}
-	CHECK(worst_loss <= tol_loss, "%s: losses of 5 SGD steps (momentum%s, weight decay) rel err "
+	/* After the first step a ReLU input near zero may flip in one float32 run and not in
+	 * another (the kernels of each ISA round differently): measured on AVX-512, AVX2, AVX,
+	 * SSE4.1, NCHW and sgemm, the 5-step loss error is either ~1e-7 or, after such a flip,
+	 * 2e-4 to 1.24e-3. A real fault is far larger: without momentum it is 5e-2 to 1.1e-1.
+	 * So the trajectory is held to 5e-3, every first-step quantity above to its tight bound. */
+	double tol_steps = fmax(tol_loss, 5e-3);
+	CHECK(worst_loss <= tol_steps, "%s: losses of 5 SGD steps (momentum%s, weight decay) rel err "
 	      "%.2e (torch f32 %.1e; last %.5f vs %.5f, %.2fs)", name, opt.nesterov ? ", nesterov" : "",
 	      worst_loss, t32[2], loss, losses[4], now_seconds() - t0);
 	free(xs);
