@@ -1,6 +1,7 @@
 /* Self-supervised learning pieces: L2 normalisation, NT-Xent, Sinkhorn-Knopp and SwAV's
  * swapped prediction, the MLP projection head, weighted k-NN. */
 #include "ssl.h"
+#include "knn.h"
 #include "io.h"
 #include "layers.h"
 
@@ -381,126 +382,42 @@ void nn_head_normalize_prototypes(nn_head *h)
 
 /* ---- weighted k-NN ---- */
 
-typedef struct {
-	float sim;
-	int idx;
-} hit;
-
-/* a ranks below b: less similar, or as similar with a larger bank index */
-static int below(const hit *a, const hit *b)
-{
-	return a->sim < b->sim || (a->sim == b->sim && a->idx > b->idx);
-}
-
-static void sift_down(hit *h, int n, int i)
-{
-	for (;;) {
-		int l = 2 * i + 1, r = l + 1, m = i;
-		if (l < n && below(&h[l], &h[m]))
-			m = l;
-		if (r < n && below(&h[r], &h[m]))
-			m = r;
-		if (m == i)
-			return;
-		hit t = h[i];
-		h[i] = h[m];
-		h[m] = t;
-		i = m;
-	}
-}
-
-static int by_rank(const void *a, const void *b)
-{
-	const hit *x = a, *y = b;
-	return below(y, x) ? -1 : below(x, y) ? 1 : 0;
-}
-
-typedef struct {
-	int *pred;
-	const float *sims;
-	const int *labels;
-	int nb, nq, q0, classes, kmax, nk;
-	const int *ks;
-	float t;
-	hit *heaps;
-	double *votes;
-} knn_job;
-
-static void knn_row(void *ctx, int r, int tid)
-{
-	knn_job *j = ctx;
-	const float *s = j->sims + (size_t)r * (size_t)j->nb;
-	hit *h = j->heaps + (size_t)tid * (size_t)j->kmax;
-	double *v = j->votes + (size_t)tid * (size_t)j->classes;
-	int n = 0, done = 0;
-
-	/* a min-heap of the kmax most similar */
-	for (int i = 0; i < j->nb; i++) {
-		hit c = { s[i], i };
-		if (n < j->kmax) {
-			h[n++] = c;
-			if (n == j->kmax)
-				for (int k = n / 2 - 1; k >= 0; k--)
-					sift_down(h, n, k);
-		} else if (below(&h[0], &c)) {
-			h[0] = c;
-			sift_down(h, n, 0);
-		}
-	}
-	qsort(h, (size_t)n, sizeof *h, by_rank);
-	memset(v, 0, (size_t)j->classes * sizeof *v);
-	/* ks need not be sorted: vote incrementally in order of k */
-	for (int pass = 0; pass < j->nk; pass++) {
-		int k = j->ks[pass] < n ? j->ks[pass] : n;
-		if (k < done) {
-			memset(v, 0, (size_t)j->classes * sizeof *v);
-			done = 0;
-		}
-		for (; done < k; done++)
-			v[j->labels[h[done].idx]] += exp((double)h[done].sim / j->t);
-		int best = 0;
-		for (int c = 1; c < j->classes; c++)
-			if (v[c] > v[best])
-				best = c;
-		j->pred[(size_t)pass * (size_t)j->nq + (size_t)(j->q0 + r)] = best;
-	}
-}
-
 void knn_classify(int *pred, const float *query, int nq, const float *bank,
                   const int *bank_labels, int nb, int d, int classes, const int *ks, int nk,
                   float t)
 {
-	enum { QB = 64 };
-	knn_job j = { 0 };
-	int th = nn_threads();
+	int kmax = 0;
 
-	j.pred = pred;
-	j.labels = bank_labels;
-	j.nb = nb;
-	j.nq = nq;
-	j.classes = classes;
-	j.ks = ks;
-	j.nk = nk;
-	j.t = t;
 	for (int i = 0; i < nk; i++)
-		if (ks[i] > j.kmax)
-			j.kmax = ks[i];
-	if (j.kmax > nb)
-		j.kmax = nb;
-	if (j.kmax < 1 || nq < 1)
+		if (ks[i] > kmax)
+			kmax = ks[i];
+	if (kmax > nb)
+		kmax = nb;
+	if (kmax < 1 || nq < 1)
 		return;
-	float *sims = xmalloc((size_t)QB * (size_t)nb * sizeof *sims);
-	j.sims = sims;
-	j.heaps = xmalloc((size_t)th * (size_t)j.kmax * sizeof *j.heaps);
-	j.votes = xmalloc((size_t)th * (size_t)classes * sizeof *j.votes);
-	for (int q0 = 0; q0 < nq; q0 += QB) {
-		int qn = nq - q0 < QB ? nq - q0 : QB;
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qn, nb, d, 1.0f,
-		            query + (size_t)q0 * d, d, bank, d, 0.0f, sims, nb);
-		j.q0 = q0;
-		nn_parallel(qn, knn_row, &j);
+	knn_hit *hits = xmalloc((size_t)nq * (size_t)kmax * sizeof *hits);
+	double *v = xmalloc((size_t)classes * sizeof *v);
+	knn_search(hits, query, (size_t)nq, bank, (size_t)nb, d, kmax, NULL);
+	for (int q = 0; q < nq; q++) {
+		const knn_hit *h = hits + (size_t)q * (size_t)kmax;
+		int done = 0;
+		memset(v, 0, (size_t)classes * sizeof *v);
+		/* ks need not be sorted: vote incrementally in order of k */
+		for (int pass = 0; pass < nk; pass++) {
+			int k = ks[pass] < kmax ? ks[pass] : kmax;
+			if (k < done) {
+				memset(v, 0, (size_t)classes * sizeof *v);
+				done = 0;
+			}
+			for (; done < k; done++)
+				v[bank_labels[h[done].idx]] += exp((double)h[done].sim / t);
+			int best = 0;
+			for (int c = 1; c < classes; c++)
+				if (v[c] > v[best])
+					best = c;
+			pred[(size_t)pass * (size_t)nq + (size_t)q] = best;
+		}
 	}
-	free(sims);
-	free(j.heaps);
-	free(j.votes);
+	free(hits);
+	free(v);
 }
