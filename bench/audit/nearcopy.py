@@ -47,8 +47,10 @@ def report(name, keys, truth, kind, s1, s2, a1, bank_keys):
         print("  %-7s n=%3d  min %.4f  5%% %.4f  median %.4f  nearest is the source %.3f"
               % (alt, len(s), s.min(), np.percentile(s, 5), np.median(s),
                  np.mean([v[1] for v in by[alt]])))
-    pos = np.array([truth[k][1] == kind for k in keys])
-    clean = np.sort(s1[np.array([truth[k][1] == "clean" for k in keys])])
+    # a copy and its source are each other's nearest: a flag on either side is right
+    sources = {truth[k][3] for k in keys if truth[k][1] == kind} if kind == "copy" else set()
+    pos = np.array([truth[k][1] == kind or k in sources for k in keys])
+    clean = np.sort(s1[~pos & np.array([truth[k][1] == "clean" for k in keys])])
     print("  clean images: the 10 highest %s" % " ".join("%.4f" % v for v in clean[-10:]))
     for eps in (0.002, 0.005, 0.01, 0.02, 0.05, 0.1):
         f = s1 >= 1 - eps
