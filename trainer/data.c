@@ -4,6 +4,7 @@
 #include "io.h"
 #include "layers.h"
 #include "preprocess.h"
+#include "rng.h"
 #include "wds.h"
 
 #include <stdarg.h>
@@ -231,7 +232,7 @@ uint64_t data_fingerprint(const dataset *d)
 	for (size_t i = 0; i + 8 <= d->n * plane; i += 8) {
 		uint64_t v;
 		memcpy(&v, d->pix + i, 8);
-		h = mix64(h ^ v);
+		h = rng_mix(h ^ v);
 	}
 	return h;
 }

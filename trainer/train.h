@@ -44,8 +44,8 @@ static inline const unsigned char *data_image(const dataset *d, size_t i)
 
 /* ---- randomness and augmentation (augment.c) ---- */
 
-/* A counter-based generator: every random choice is a pure function of its inputs. */
-uint64_t mix64(uint64_t x);
+/* A counter-based generator (base/rng.h's rng_mix): every random choice is a pure
+ * function of its inputs. */
 uint64_t hash3(uint64_t a, uint64_t b, uint64_t c);
 /* The order of the n training samples in an epoch (a permutation of 0..n-1). */
 void epoch_order(size_t *order, size_t n, uint64_t seed, long epoch);
