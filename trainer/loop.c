@@ -28,7 +28,7 @@ void epoch_progress(const trainer *tr, const train_state *t, double t0, long ste
 }
 
 int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
-                volatile int *stop)
+                const volatile sig_atomic_t *stop)
 {
 	const dataset *d = tr->train;
 	nn_model *m = tr->m;

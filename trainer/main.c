@@ -7,7 +7,6 @@
 
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,14 +115,6 @@ typedef struct {
 	int knn_k[8];
 	float knn_t;
 } options;
-
-static volatile int stop_flag;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
 
 /* Remember the first option (a long name, without dashes) that needs --ssl (swav). */
 static void ssl_opt(options *o, const char *name)
@@ -353,7 +344,7 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_PRED: o->predictions = optarg; break;
 		case O_TTA: o->tta = 1; break;
 		case O_SEED: o->seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
-		case O_THREADS: o->threads = (int)parse_int("--threads", optarg, 1, 1024); break;
+		case O_THREADS: o->threads = parse_threads(optarg); break;
 		case O_SSL:
 			if (!(o->ssl.method = ssl_method(optarg)))
 				die(EXIT_USAGE, "--ssl: unknown method '%s' (simclr, swav)", optarg);
@@ -397,10 +388,11 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_BF16: o->bf16 = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
-		case O_VERSION:
-			printf("cull-train %s\nnn: %s\n", CULL_VERSION, nn_backend());
-			xfclose(stdout, "<stdout>");
-			exit(0);
+		case O_VERSION: {
+			char nn[1024];
+			snprintf(nn, sizeof nn, "nn: %s", nn_backend());
+			print_version("cull-train", nn);
+		}
 		default:
 			fprintf(stderr, "Try 'cull-train --help' for the options.\n");
 			exit(EXIT_USAGE);
@@ -829,7 +821,7 @@ static void score_run(const options *o, trainer *base, sample_stats *s, int run,
 	trainer tr = *base;
 	train_state t = { 0 };
 	uint64_t seed = hash3(o->seed, 0x72756e73ULL, (uint64_t)run);
-	volatile int never = 0;
+	volatile sig_atomic_t never = 0;
 
 	tr.m = nn_create(o->arch, base->train->c, o->width, classes, seed);
 	tr.progress = 0;
@@ -837,10 +829,10 @@ static void score_run(const options *o, trainer *base, sample_stats *s, int run,
 	for (t.epoch = 0; t.epoch < o->score_epoch; t.epoch++) {
 		t.step = 0;
 		train_epoch(&tr, &t, NULL, seed, &never);
-		if (stop_flag)
+		if (cull_interrupted)
 			break;
 	}
-	if (!stop_flag)
+	if (!cull_interrupted)
 		stats_score_epoch(s, tr.m, base->train, base->aug, o->batch, base->x, base->labels);
 	nn_free(tr.m);
 }
@@ -960,13 +952,12 @@ static int train(options *o, int argc, char **argv)
 		     "%d threads%s", o->arch, o->width, m->nparams, classes, o->epochs,
 		     tr.steps_per_epoch, o->batch, o->threads, prec);
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	catch_interrupts();
 	while (t.epoch < o->epochs) {
 		double t0 = now_seconds(), tv = 0;
 		long seen0 = (long)t.seen;
-		int done = ssl ? ssl_epoch(&tr, &t, &ss, &o->ssl, o->seed, &stop_flag) :
-		           train_epoch(&tr, &t, &s, o->seed, &stop_flag);
+		int done = ssl ? ssl_epoch(&tr, &t, &ss, &o->ssl, o->seed, &cull_interrupted) :
+		           train_epoch(&tr, &t, &s, o->seed, &cull_interrupted);
 		double dt = now_seconds() - t0;
 		t.elapsed += dt;
 		if (!done) {
@@ -979,7 +970,7 @@ static int train(options *o, int argc, char **argv)
 				note("interrupted at epoch %ld, step %ld; nothing saved (no --out)",
 				     t.epoch + 1, t.step);
 			}
-			exit(130);
+			exit(EXIT_INTERRUPTED);
 		}
 		double ips = dt > 0 ? (double)(t.seen - seen0) / dt : 0;
 		evaluated = o->nval && v.n && ((t.epoch + 1) % o->eval_every == 0 ||
@@ -1043,18 +1034,18 @@ static int train(options *o, int argc, char **argv)
 
 	if (o->scores) {
 		stats_final(&s, m, &d, &a, o->batch, tr.x, tr.labels);
-		while (s.score_runs_done < o->score_runs && !stop_flag) {
+		while (s.score_runs_done < o->score_runs && !cull_interrupted) {
 			if (!o->quiet)
 				note("score run %d of %d: training a fresh model for %d epochs",
 				     s.score_runs_done + 1, o->score_runs, o->score_epoch);
 			score_run(o, &tr, &s, s.score_runs_done, classes);
-			if (o->out && !stop_flag)
+			if (o->out && !cull_interrupted)
 				save_state(state_path, m, &s, &t, NULL);
 		}
-		if (stop_flag) {
+		if (cull_interrupted) {
 			note("interrupted during the score runs; %s", o->out ? "continue with --resume" :
 			     "nothing saved (no --out)");
-			exit(130);
+			exit(EXIT_INTERRUPTED);
 		}
 		stats_write(&s, &d, o->epochs, o->scores);
 	}

@@ -143,7 +143,7 @@ static double ssl_loss(ssl_state *ss, const ssl_opts *so, const float *z, int n,
 }
 
 int ssl_epoch(trainer *tr, train_state *t, ssl_state *ss, const ssl_opts *so, uint64_t seed,
-              volatile int *stop)
+              const volatile sig_atomic_t *stop)
 {
 	const dataset *d = tr->train;
 	nn_model *m = tr->m;

@@ -2,6 +2,7 @@
 #ifndef CULL_TRAIN_H
 #define CULL_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -253,11 +254,11 @@ void epoch_progress(const trainer *tr, const train_state *t, double t0, long ste
 /* Run steps t->step .. end of epoch t->epoch with data seed `seed`, updating t's counters
  * and s (if not NULL). Returns 1 when the epoch finished, 0 when *stop was set first. */
 int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
-                volatile int *stop);
+                const volatile sig_atomic_t *stop);
 /* One epoch of self-supervised steps (ssl.c; labels unused), like train_epoch; t->correct
  * counts rows whose other view is their best match (SimCLR) or whose predicted prototype
  * is the one their other view was assigned to (SwAV). tr->x holds 2 * batch images. */
 int ssl_epoch(trainer *tr, train_state *t, ssl_state *ss, const ssl_opts *so, uint64_t seed,
-              volatile int *stop);
+              const volatile sig_atomic_t *stop);
 
 #endif
