@@ -117,16 +117,6 @@ void nn_sgd_tensors(const nn_tensor *ts, int nt, float *params, const float *gra
 double nn_train_step(nn_model *m, const float *x, const int *labels, int n, const nn_sgd *o,
                      float lr, float smoothing, float *losses);
 
-/* Learning-rate schedules over steps (or epochs): linear warmup from 0 over warmup
- * steps, then constant, step (x gamma every step_size) or cosine to min_lr at total. */
-enum { NN_LR_CONST, NN_LR_STEP, NN_LR_COSINE };
-typedef struct {
-	int kind;
-	double base, min_lr, gamma;
-	long warmup, step_size, total;
-} nn_schedule;
-double nn_lr(const nn_schedule *s, long step);
-
 /* Checkpoints (safetensors, torchvision names; loads torch/timm state dicts).
  * Load: F32/F16/BF16 accepted; a missing, extra or mis-shaped tensor is an error naming
  * it, unless flags has NN_LOAD_IGNORE_EXTRA (extra tensors are then ignored, e.g. an fc
