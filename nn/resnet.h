@@ -144,6 +144,17 @@ float *nn_tensor_data(const nn_model *m, const nn_tensor *t);
 int nn_infer_arch(const st_file *f, char *arch, size_t archlen, int *in_ch,
                   double *width, char *err, size_t errlen);
 
+/* What a model file's __metadata__ says about its input (cull-train writes it): the
+ * normalisation it was trained with and its image size. A key that is absent or malformed
+ * reads as not there. */
+typedef struct {
+	float mean[3], std[3];
+	int have_mean, have_std;  /* "M,M,M" found (std: every value positive) */
+	int image_size;           /* "SxS" (square, 1..4096), else 0 */
+} nn_meta;
+/* Read the metadata of the model file f (st_load) into meta. */
+void nn_read_meta(nn_meta *meta, const st_file *f);
+
 /* Multiply-adds per image of a forward pass at h x w (for GFLOP/s figures). */
 double nn_forward_macs(const nn_model *m, int h, int w);
 
