@@ -549,8 +549,8 @@ static nn_model *model_from_file(options *o, const char *path, const char *want,
 	st_file f;
 	char err[512], arch[32];
 	const st_entry *c1, *fc;
-	const char *ms;
-	int in_ch, w, h;
+	nn_meta meta;
+	int in_ch;
 	double width;
 	nn_model *m;
 
@@ -565,16 +565,17 @@ static nn_model *model_from_file(options *o, const char *path, const char *want,
 		die(EXIT_USAGE, "%s: %s", path, err);
 	if (want)
 		snprintf(arch, sizeof arch, "%s", want);
-	if (!o->have_mean && (ms = st_meta_get(&f, "mean")) &&
-	    sscanf(ms, "%f,%f,%f", &o->mean[0], &o->mean[1], &o->mean[2]) == 3)
+	nn_read_meta(&meta, &f);
+	if (!o->have_mean && meta.have_mean) {
+		memcpy(o->mean, meta.mean, sizeof o->mean);
 		o->have_mean = 1;
-	if (!o->have_std && (ms = st_meta_get(&f, "std")) &&
-	    sscanf(ms, "%f,%f,%f", &o->std[0], &o->std[1], &o->std[2]) == 3 && o->std[0] > 0 &&
-	    o->std[1] > 0 && o->std[2] > 0)
+	}
+	if (!o->have_std && meta.have_std) {
+		memcpy(o->std, meta.std, sizeof o->std);
 		o->have_std = 1;
-	if (encoder && !o->size && (ms = st_meta_get(&f, "image_size")) &&
-	    sscanf(ms, "%dx%d", &w, &h) == 2 && w == h && w > 0 && w <= 4096)
-		o->size = w;       /* as cull-embed resizes for a model that records its size */
+	}
+	if (encoder && !o->size && meta.image_size)
+		o->size = meta.image_size;   /* as cull-embed resizes for a model that records its size */
 	m = nn_create(arch, in_ch, width, encoder ? 0 : (int)fc->shape[0], 0);
 	st_free(&f);
 	if (!m)
