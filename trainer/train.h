@@ -148,7 +148,7 @@ void stats_final(sample_stats *s, nn_model *m, const dataset *d, const augment *
 /* Write one record per training sample to path. */
 void stats_write(const sample_stats *s, const dataset *d, long epochs, const char *path);
 
-/* ---- self-supervised training (ssl.c) ---- */
+/* ---- self-supervised training (pretrain.c) ---- */
 
 enum { SSL_NONE, SSL_SIMCLR, SSL_SWAV };
 typedef struct {
@@ -192,7 +192,7 @@ void knn_accuracy(double *acc, const float *train_f, const dataset *train, const
 double linear_probe(const float *train_f, const dataset *train, const float *val_f,
                     const dataset *val, int dim, int classes, uint64_t seed);
 
-/* ---- checkpoints (checkpoint.c) ---- */
+/* ---- model files and the resume state (state.c) ---- */
 
 /* Everything a resume needs, besides the model state itself. */
 typedef struct {
@@ -255,7 +255,7 @@ void epoch_progress(const trainer *tr, const train_state *t, double t0, long ste
  * and s (if not NULL). Returns 1 when the epoch finished, 0 when *stop was set first. */
 int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
                 const volatile sig_atomic_t *stop);
-/* One epoch of self-supervised steps (ssl.c; labels unused), like train_epoch; t->correct
+/* One epoch of self-supervised steps (pretrain.c; labels unused), like train_epoch; t->correct
  * counts rows whose other view is their best match (SimCLR) or whose predicted prototype
  * is the one their other view was assigned to (SwAV). tr->x holds 2 * batch images. */
 int ssl_epoch(trainer *tr, train_state *t, ssl_state *ss, const ssl_opts *so, uint64_t seed,
