@@ -822,14 +822,16 @@ static void score_run(const options *o, trainer *base, sample_stats *s, int run,
 	trainer tr = *base;
 	train_state t = { 0 };
 	uint64_t seed = hash3(o->seed, 0x72756e73ULL, (uint64_t)run);
+	train_method plain = { supervised_step, NULL, "acc" };
 	volatile sig_atomic_t never = 0;
 
 	tr.m = nn_create(o->arch, base->train->c, o->width, classes, seed);
+	tr.seed = seed;
 	tr.progress = 0;
 	nn_setup(tr.m, o->batch, base->train->h, base->train->w, 1);
 	for (t.epoch = 0; t.epoch < o->score_epoch; t.epoch++) {
 		t.step = 0;
-		train_epoch(&tr, &t, NULL, seed, &never);
+		train_epoch(&tr, &t, &plain, &never);
 		if (cull_interrupted)
 			break;
 	}
@@ -904,6 +906,7 @@ static int train(options *o, int argc, char **argv)
 	tr.sched.steps_per_epoch = tr.steps_per_epoch;
 	tr.sched.total_steps = tr.steps_per_epoch * o->epochs;
 	tr.epochs = o->epochs;
+	tr.seed = o->seed;
 	tr.x = xmalloc((size_t)views * (size_t)o->batch * (size_t)d.h * (size_t)d.w * (size_t)d.c * sizeof(float));
 	tr.labels = xmalloc((size_t)o->batch * sizeof *tr.labels);
 	tr.losses = xmalloc((size_t)o->batch * sizeof *tr.losses);
@@ -953,12 +956,13 @@ static int train(options *o, int argc, char **argv)
 		     "%d threads%s", o->arch, o->width, m->nparams, classes, o->epochs,
 		     tr.steps_per_epoch, o->batch, o->threads, prec);
 
+	train_method method = ssl ? (train_method){ ssl_step, &ss, "pair" } :
+	                      (train_method){ supervised_step, &s, "acc" };
 	catch_interrupts();
 	while (t.epoch < o->epochs) {
 		double t0 = now_seconds(), tv = 0;
 		long seen0 = (long)t.seen;
-		int done = ssl ? ssl_epoch(&tr, &t, &ss, &o->ssl, o->seed, &cull_interrupted) :
-		           train_epoch(&tr, &t, &s, o->seed, &cull_interrupted);
+		int done = train_epoch(&tr, &t, &method, &cull_interrupted);
 		double dt = now_seconds() - t0;
 		t.elapsed += dt;
 		if (!done) {

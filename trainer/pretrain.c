@@ -28,6 +28,7 @@ void ssl_state_init(ssl_state *ss, const ssl_opts *so, int feat_dim, int batch, 
 	size_t k = so->method == SSL_SWAV ? (size_t)so->prototypes : 0;
 
 	memset(ss, 0, sizeof *ss);
+	ss->opts = so;
 	ss->head = nn_head_create(feat_dim, so->proj_hidden, so->proj_dim, (int)k, seed);
 	nn_head_setup(ss->head, 2 * batch);
 	ss->queue_floats = so->method == SSL_SWAV ? 2 * (size_t)so->queue_len * dim : 0;
@@ -142,49 +143,32 @@ static double ssl_loss(ssl_state *ss, const ssl_opts *so, const float *z, int n,
 	return loss;
 }
 
-int ssl_epoch(trainer *tr, train_state *t, ssl_state *ss, const ssl_opts *so, uint64_t seed,
-              const volatile sig_atomic_t *stop)
+step_result ssl_step(void *ctx, trainer *tr, const train_state *t, const size_t *idx, int n,
+                     float lr)
 {
-	const dataset *d = tr->train;
+	ssl_state *ss = ctx;
+	const ssl_opts *so = ss->opts;
 	nn_model *m = tr->m;
 	nn_head *h = ss->head;
-	double t0 = now_seconds(), last = t0;
-	long step0 = t->step;
+	double acc, epoch = (double)t->epoch + (double)t->step / (double)tr->steps_per_epoch;
+	step_result r;
 
-	epoch_order(tr->order, d->n, seed, t->epoch);
-	while (t->step < tr->steps_per_epoch) {
-		size_t at = (size_t)t->step * (size_t)tr->batch;
-		int n = d->n - at < (size_t)tr->batch ? (int)(d->n - at) : tr->batch;
-		float lr = (float)schedule_lr(&tr->sched, t->global_step);
-		double acc, epoch = (double)t->epoch + (double)t->step / (double)tr->steps_per_epoch;
-
-		if (*stop)
-			return 0;
-		make_views(tr->x, d, tr->order + at, n, tr->aug, &so->aug, seed, t->epoch);
-		if (so->method == SSL_SWAV)
-			nn_head_normalize_prototypes(h);
-		nn_zero_grad(m);
-		nn_head_zero_grad(h);
-		const float *f = nn_forward(m, tr->x, 2 * n, 1);
-		const float *z = nn_head_forward(h, f, 2 * n);
-		double loss = ssl_loss(ss, so, z, n, epoch, &acc);
-		nn_head_backward(h, nn_output_grad(m), ss->dz, f, 2 * n);
-		nn_backward(m, 2 * n);
-		nn_sgd_step(m, &tr->sgd, lr);
-		nn_head_sgd_step(h, &tr->sgd, lr);
-		t->loss_sum += loss * 2 * n;
-		t->correct += (int64_t)lround(acc * 2 * n);
-		t->seen += 2 * n;
-		t->step++;
-		t->global_step++;
-		if (tr->progress && now_seconds() - last > 0.25) {
-			epoch_progress(tr, t, t0, step0, "pair");
-			last = now_seconds();
-		}
-	}
-	if (tr->progress)
-		fprintf(stderr, "\r%100s\r", "");
-	return 1;
+	make_views(tr->x, tr->train, idx, n, tr->aug, &so->aug, tr->seed, t->epoch);
+	if (so->method == SSL_SWAV)
+		nn_head_normalize_prototypes(h);
+	nn_zero_grad(m);
+	nn_head_zero_grad(h);
+	const float *f = nn_forward(m, tr->x, 2 * n, 1);
+	const float *z = nn_head_forward(h, f, 2 * n);
+	double loss = ssl_loss(ss, so, z, n, epoch, &acc);
+	nn_head_backward(h, nn_output_grad(m), ss->dz, f, 2 * n);
+	nn_backward(m, 2 * n);
+	nn_sgd_step(m, &tr->sgd, lr);
+	nn_head_sgd_step(h, &tr->sgd, lr);
+	r.loss = loss * 2 * n;
+	r.correct = (int64_t)lround(acc * 2 * n);
+	r.rows = 2 * n;
+	return r;
 }
 
 /* ---- monitors ---- */

@@ -165,6 +165,7 @@ typedef struct {
 
 /* The self-supervised part of the training state (saved with a resume state). */
 typedef struct {
+	const ssl_opts *opts;    /* as given to ssl_state_init */
 	nn_head *head;
 	float *queue;            /* SwAV: [2, queue_len, proj_dim], newest first */
 	int64_t queue_fill;      /* rows of each view's queue filled so far */
@@ -237,6 +238,7 @@ typedef struct {
 	float smoothing;
 	int batch;
 	long steps_per_epoch;
+	uint64_t seed;           /* of the data order and the augmentation */
 	float *x;                /* [batch, c, h, w] */
 	int *labels;
 	float *losses;
@@ -251,14 +253,33 @@ long steps_per_epoch(size_t n, int batch);
 /* The progress line of an epoch on standard error (acc_name: what t->correct counts). */
 void epoch_progress(const trainer *tr, const train_state *t, double t0, long step0,
                     const char *acc_name);
-/* Run steps t->step .. end of epoch t->epoch with data seed `seed`, updating t's counters
- * and s (if not NULL). Returns 1 when the epoch finished, 0 when *stop was set first. */
-int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
+/* What one step adds to the epoch's counters. */
+typedef struct {
+	double loss;             /* summed over the rows */
+	int64_t correct, rows;
+} step_result;
+
+/* A training method: step runs one SGD step on the training samples idx[0..n) at
+ * learning rate lr (t: the state before the step), with ctx its own state. */
+typedef struct {
+	step_result (*step)(void *ctx, trainer *tr, const train_state *t, const size_t *idx,
+	                    int n, float lr);
+	void *ctx;
+	const char *progress_name;   /* what the step's correct counts, in the progress line */
+} train_method;
+
+/* Run steps t->step .. end of epoch t->epoch of the method, updating t's counters.
+ * Returns 1 when the epoch finished, 0 when *stop was set first. */
+int train_epoch(trainer *tr, train_state *t, const train_method *method,
                 const volatile sig_atomic_t *stop);
-/* One epoch of self-supervised steps (pretrain.c; labels unused), like train_epoch; t->correct
- * counts rows whose other view is their best match (SimCLR) or whose predicted prototype
- * is the one their other view was assigned to (SwAV). tr->x holds 2 * batch images. */
-int ssl_epoch(trainer *tr, train_state *t, ssl_state *ss, const ssl_opts *so, uint64_t seed,
-              const volatile sig_atomic_t *stop);
+/* Cross-entropy on the labels; correct counts the top-1 hits; ctx: a sample_stats that
+ * records every presentation, or NULL. */
+step_result supervised_step(void *ctx, trainer *tr, const train_state *t, const size_t *idx,
+                            int n, float lr);
+/* A self-supervised step (pretrain.c; labels unused; ctx: an ssl_state): correct counts
+ * rows whose other view is their best match (SimCLR) or whose predicted prototype is the
+ * one their other view was assigned to (SwAV). tr->x holds 2 * batch images. */
+step_result ssl_step(void *ctx, trainer *tr, const train_state *t, const size_t *idx, int n,
+                     float lr);
 
 #endif
