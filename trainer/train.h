@@ -180,6 +180,13 @@ const char *ssl_method_name(int method);
 void ssl_state_init(ssl_state *ss, const ssl_opts *so, int feat_dim, int batch, uint64_t seed);
 void ssl_state_free(ssl_state *ss);
 
+/* The encoder monitors: --knn-eval, --knn-k, --knn-t, --linear-probe. */
+typedef struct {
+	int knn, probe;
+	int nk, k[8];            /* neighbour counts; the first gives val_acc */
+	float t;                 /* vote temperature */
+} monitor_opts;
+
 /* Eval-mode pooled features of every sample of d, L2-normalised as cull-embed writes
  * them: out[d->n, feat_dim]. x holds `batch` images. */
 void embed_dataset(float *out, nn_model *m, const dataset *d, const augment *a, int batch,
