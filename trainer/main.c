@@ -9,285 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void print_cache(const char *what, const dataset *d, int quiet)
-{
-	if (quiet)
-		return;
-	note("%s data: %zu images of %dx%dx%d in memory, %.1f MiB%s", what, d->n, d->w, d->h,
-	     d->c, (double)data_bytes(d) / 1048576.0, d->skipped ? " (samples skipped: see "
-	     "the warnings above)" : "");
-}
-
-static int max_label(const dataset *d)
-{
-	int k = -1;
-
-	for (size_t i = 0; i < d->n; i++)
-		if (d->label[i] > k)
-			k = d->label[i];
-	return k;
-}
-
-/* ---- self-supervised monitors ---- */
-
-static const char *ssl_acc_name(const options *o)
-{
-	return o->ssl.method == SSL_SIMCLR ? "pair_acc" : "swap_acc";
-}
-
-/* The k-NN monitor and the linear probe need a label on every training and validation
- * image (training itself reads none). */
-static void check_monitor_labels(const options *o, const dataset *d, const dataset *v)
-{
-	const dataset *sets[2] = { d, v };
-
-	if (!o->mon.knn && !o->mon.probe)
-		return;
-	for (int k = 0; k < 2; k++)
-		for (size_t i = 0; i < sets[k]->n; i++)
-			if (sets[k]->label[i] < 0)
-				die(EXIT_DATA, "--knn-eval/--linear-probe: %s sample %s has no .cls member "
-				    "(the monitors compare labels; training without them needs neither "
-				    "option)", k ? "validation" : "training", sets[k]->key[i]);
-}
-
-/* Embed the training and validation images as cull-embed would, then k-NN and probe. */
-static void ssl_monitor(const options *o, nn_model *m, const dataset *d, const dataset *v,
-                        const augment *a, trainer *tr, int classes, double *knn, double *probe)
-{
-	int dim = m->feat_dim;
-	float *tf = xmalloc(d->n * (size_t)dim * sizeof *tf), *vf = xmalloc(v->n * (size_t)dim * sizeof *vf);
-
-	embed_dataset(tf, m, d, a, o->batch, tr->x, tr->labels);
-	embed_dataset(vf, m, v, a, o->batch, tr->x, tr->labels);
-	if (o->mon.knn)
-		knn_accuracy(knn, tf, d, vf, v, dim, classes, o->mon.k, o->mon.nk, o->mon.t);
-	if (o->mon.probe)
-		*probe = linear_probe(tf, d, vf, v, dim, classes, o->seed);
-	free(tf);
-	free(vf);
-}
-
-static void monitor_text(char *buf, size_t len, const options *o, const double *knn,
-                         double probe)
-{
-	size_t k = 0;
-
-	buf[0] = '\0';
-	for (int i = 0; o->mon.knn && i < o->mon.nk && k < len; i++)
-		k += (size_t)snprintf(buf + k, len - k, " knn%d %.4f", o->mon.k[i], knn[i]);
-	if (o->mon.probe && k < len)
-		snprintf(buf + k, len - k, " linear %.4f", probe);
-}
-
-/* "val_acc" is the k-NN top-1 at the first --knn-k (else the probe's accuracy). */
-static void monitor_json(char *buf, size_t len, const options *o, const double *knn,
-                         double probe)
-{
-	size_t k = (size_t)snprintf(buf, len, "\"val_acc\":%.6f,", o->mon.knn ? knn[0] : probe);
-
-	for (int i = 0; o->mon.knn && i < o->mon.nk && k < len; i++)
-		k += (size_t)snprintf(buf + k, len - k, "\"knn_acc_%d\":%.6f,", o->mon.k[i], knn[i]);
-	if (o->mon.probe && k < len)
-		snprintf(buf + k, len - k, "\"linear_acc\":%.6f,", probe);
-}
-
-/* ---- eval-only ---- */
-
-/* " (with mirror TTA: accuracy A, loss L)" for the summaries; one static buffer. */
-static const char *tta_text(const eval_result *r)
-{
-	static char buf[64];
-
-	snprintf(buf, sizeof buf, " (mirror TTA: accuracy %.4f, loss %.4f)", r->tta_acc, r->tta_loss);
-	return buf;
-}
-
-/* The model of an --eval-only file: a classifier (its fc decides the classes) or, with
- * encoder set, the network up to the pooled features (any fc is ignored). The mean and
- * std the file records (cull-train writes them) are used unless given; for an encoder
- * also the image size, unless --size is given (as cull-embed does). */
-static nn_model *model_from_file(options *o, const char *path, const char *want, int encoder)
-{
-	st_file f;
-	char err[512], arch[32];
-	const st_entry *c1, *fc;
-	nn_meta meta;
-	int in_ch;
-	double width;
-	nn_model *m;
-
-	if (st_load(&f, path, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
-	c1 = st_find(&f, "conv1.weight");
-	fc = st_find(&f, "fc.weight");
-	if (!c1 || c1->ndim != 4 || (!encoder && (!fc || fc->ndim != 2)))
-		die(EXIT_DATA, "%s: no conv1.weight or fc.weight: not a torchvision ResNet %s", path,
-		    encoder ? "encoder" : "classifier (for an encoder use --knn-eval)");
-	if (nn_infer_arch(&f, arch, sizeof arch, &in_ch, &width, err, sizeof err) != 0 && !want)
-		die(EXIT_USAGE, "%s: %s", path, err);
-	if (want)
-		snprintf(arch, sizeof arch, "%s", want);
-	nn_read_meta(&meta, &f);
-	if (!o->have_mean && meta.have_mean) {
-		memcpy(o->mean, meta.mean, sizeof o->mean);
-		o->have_mean = 1;
-	}
-	if (!o->have_std && meta.have_std) {
-		memcpy(o->std, meta.std, sizeof o->std);
-		o->have_std = 1;
-	}
-	if (encoder && !o->size && meta.image_size)
-		o->size = meta.image_size;   /* as cull-embed resizes for a model that records its size */
-	m = nn_create(arch, in_ch, width, encoder ? 0 : (int)fc->shape[0], 0);
-	st_free(&f);
-	if (!m)
-		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
-	if (nn_load(m, path, encoder ? NN_LOAD_IGNORE_EXTRA : 0, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
-	return m;
-}
-
-typedef struct {
-	rec_writer *w;
-	const dataset *d;
-	int k;
-} pred_ctx;
-
-static void write_prediction(void *ctx, size_t i, const float *logits, const float *probs,
-                             const float *feat, int label, float loss)
-{
-	pred_ctx *c = ctx;
-	record r;
-	int best = 0;
-
-	(void)feat;
-	for (int j = 1; j < c->k; j++)
-		if (logits[j] > logits[best])
-			best = j;
-	rec_init(&r);
-	rec_set_str(&r, "key", c->d->key[i]);
-	rec_set_int(&r, "cls", label);
-	rec_set_int(&r, "pred", best);
-	rec_set_float(&r, "prob", probs[best]);
-	rec_set_float(&r, "loss", loss);
-	rec_set_float(&r, "margin", -(double)logit_margin(logits, c->k, label));
-	rec_write(c->w, &r);
-	rec_free(&r);
-}
-
-/* --eval-only --knn-eval: k-NN top-1 of the --val images against the SHARD... images, both
- * embedded by the encoder as cull-embed embeds them. */
-static int eval_knn(options *o)
-{
-	nn_model *m = model_from_file(o, o->model, strcmp(o->arch, "resnet18-cifar") ? o->arch :
-	                              NULL, 1);
-	dataset d = { 0 }, v = { 0 };
-	load_opts lo = { m->in_ch, o->size, 0, o->threads, o->quiet, "reference", 0 };
-	augment a = { 0 };
-	double t0 = now_seconds(), acc[8];
-	int classes, dim = m->feat_dim;
-
-	if (!o->nval || !o->nshards)
-		die(EXIT_USAGE, "--eval-only --knn-eval: give the query images with --val and the "
-		    "labelled reference images as SHARD...");
-	data_load(&d, o->shards, o->nshards, &lo);
-	print_cache("reference", &d, o->quiet);
-	lo.what = "validation";
-	v.h = d.h;
-	v.w = d.w;
-	v.c = d.c;
-	data_load(&v, o->val, o->nval, &lo);
-	print_cache("validation", &v, o->quiet);
-	if (!d.n || !v.n)
-		die(EXIT_DATA, "no images to compare");
-	classes = 1 + (max_label(&d) > max_label(&v) ? max_label(&d) : max_label(&v));
-	options_default_norm(o, d.c);
-	memcpy(a.mean, o->mean, sizeof a.mean);
-	memcpy(a.std, o->std, sizeof a.std);
-	nn_setup(m, o->batch, d.h, d.w, 0);
-	float *x = xmalloc((size_t)o->batch * (size_t)d.h * (size_t)d.w * (size_t)d.c * sizeof *x);
-	int *labels = xmalloc((size_t)o->batch * sizeof *labels);
-	float *df = xmalloc(d.n * (size_t)dim * sizeof *df), *vf = xmalloc(v.n * (size_t)dim * sizeof *vf);
-	embed_dataset(df, m, &d, &a, o->batch, x, labels);
-	embed_dataset(vf, m, &v, &a, o->batch, x, labels);
-	knn_accuracy(acc, df, &d, vf, &v, dim, classes, o->mon.k, o->mon.nk, o->mon.t);
-	printf("{\"n\":%zu,\"reference\":%zu,\"val_acc\":%.6f", v.n, d.n, acc[0]);
-	for (int i = 0; i < o->mon.nk; i++)
-		printf(",\"knn_acc_%d\":%.6f", o->mon.k[i], acc[i]);
-	fputs("}\n", stdout);
-	xfclose(stdout, "<stdout>");
-	if (!o->quiet) {
-		char buf[256];
-		monitor_text(buf, sizeof buf, o, acc, 0);
-		note("%s (%s, %d-d): k-NN top-1 of %zu images against %zu:%s, %.1f s", o->model,
-		     m->arch, dim, v.n, d.n, buf, now_seconds() - t0);
-	}
-	free(x);
-	free(labels);
-	free(df);
-	free(vf);
-	data_free(&d);
-	data_free(&v);
-	nn_free(m);
-	return 0;
-}
-
-int eval_only(options *o)
-{
-	if (o->mon.knn)
-		return eval_knn(o);
-	nn_model *m = model_from_file(o, o->model, strcmp(o->arch, "resnet18-cifar") ? o->arch :
-	                              NULL, 0);
-	dataset d = { 0 };
-	load_opts lo = { m->in_ch, o->size, m->num_classes, o->threads, o->quiet, "validation", 0 };
-	augment a = { 0 };
-	pred_ctx pc = { NULL, &d, m->num_classes };
-	double t0 = now_seconds();
-	eval_result r;
-	const char **paths = xcalloc(o->nval + o->nshards + 1, sizeof *paths);
-	size_t np = 0;
-
-	for (size_t i = 0; i < o->nval; i++)
-		paths[np++] = o->val[i];
-	for (size_t i = 0; i < o->nshards; i++)
-		paths[np++] = o->shards[i];
-	if (!np)
-		die(EXIT_USAGE, "--eval-only: give the shards to evaluate with --val");
-	data_load(&d, paths, np, &lo);
-	print_cache("validation", &d, o->quiet);
-	if (!d.n)
-		die(EXIT_DATA, "no images to evaluate");
-	options_default_norm(o, d.c);
-	memcpy(a.mean, o->mean, sizeof a.mean);
-	memcpy(a.std, o->std, sizeof a.std);
-	nn_setup(m, o->batch, d.h, d.w, 0);
-	float *x = xmalloc((size_t)o->batch * (size_t)d.h * (size_t)d.w * (size_t)d.c * sizeof *x);
-	int *labels = xmalloc((size_t)o->batch * sizeof *labels);
-	if (o->predictions)
-		pc.w = rec_writer_open(o->predictions);
-	r = eval_pass(m, &d, &a, o->batch, x, labels, o->tta, pc.w ? write_prediction : NULL, &pc);
-	if (pc.w)
-		rec_writer_close(pc.w);
-	/* the result is data: on standard output, unless the predictions took it */
-	FILE *f = o->predictions && strcmp(o->predictions, "-") == 0 ? stderr : stdout;
-	fprintf(f, "{\"n\":%zu,\"val_loss\":%.6f,\"val_acc\":%.6f", d.n, r.loss, r.acc);
-	if (o->tta)
-		fprintf(f, ",\"val_loss_tta\":%.6f,\"val_acc_tta\":%.6f", r.tta_loss, r.tta_acc);
-	fputs("}\n", f);
-	if (f == stdout)
-		xfclose(stdout, "<stdout>");
-	if (!o->quiet)
-		note("%s (%s): accuracy %.4f on %zu images, loss %.4f%s, %.1f s", o->model, m->arch,
-		     r.acc, d.n, r.loss, o->tta ? tta_text(&r) : "", now_seconds() - t0);
-	free(x);
-	free(labels);
-	free(paths);
-	data_free(&d);
-	nn_free(m);
-	return 0;
-}
-
 /* ---- training ---- */
 
 /* The model file: the network, the normalisation and image size it was trained with (for
@@ -384,12 +105,12 @@ int train(options *o)
 	int classes, evaluated = 0, ssl = o->ssl.method != SSL_NONE, views = ssl ? 2 : 1;
 	eval_result val = { 0, 0, 0, 0 };
 	ssl_state ss = { 0 };
-	double knn[8] = { 0 }, probe = 0;
-	char *state_path = NULL, *cfg, line[1024], eta[32], el[32];
+	monitor_result mr = { { 0 }, 0 };
+	char *state_path = NULL, *cfg, line[1024], eta[32], el[32], tb[64];
 	nn_model *m;
 
 	data_load(&d, o->shards, o->nshards, &lo);
-	print_cache("training", &d, o->quiet);
+	data_report("training", &d, o->quiet);
 	if (d.n < 2)
 		die(EXIT_DATA, "need at least 2 training images, got %zu", d.n);
 	if (o->nval) {
@@ -399,12 +120,11 @@ int train(options *o)
 		v.w = d.w;
 		v.c = d.c;
 		data_load(&v, o->val, o->nval, &lo);
-		print_cache("validation", &v, o->quiet);
+		data_report("validation", &v, o->quiet);
 	}
-	classes = o->classes ? o->classes : 1 + (max_label(&d) > max_label(&v) ? max_label(&d) :
-	                                         max_label(&v));
+	classes = o->classes ? o->classes : data_classes(&d, &v);
 	if (ssl)
-		check_monitor_labels(o, &d, &v);
+		check_monitor_labels(&o->mon, &d, &v);
 	else if (classes < 2)
 		die(EXIT_DATA, "the training data has a single class; give --classes");
 	options_default_norm(o, d.c);
@@ -517,7 +237,7 @@ int train(options *o)
 		if (evaluated) {
 			tv = now_seconds();
 			if (ssl)
-				ssl_monitor(o, m, &d, &v, &a, &tr, classes, knn, &probe);
+				monitor_run(&mr, &o->mon, &tr, &v, classes);
 			else
 				val = eval_pass(m, &v, &a, o->batch, tr.x, tr.labels, o->tta, NULL, NULL);
 			tv = now_seconds() - tv;
@@ -534,19 +254,19 @@ int train(options *o)
 		if (!o->quiet) {
 			char vbuf[256] = "";
 			if (evaluated && ssl)
-				monitor_text(vbuf, sizeof vbuf, o, knn, probe);
+				monitor_text(vbuf, sizeof vbuf, &o->mon, &mr);
 			else if (evaluated)
 				snprintf(vbuf, sizeof vbuf, " val_loss %.4f val_acc %.4f%s", val.loss, val.acc,
-				         o->tta ? tta_text(&val) : "");
+				         o->tta ? tta_text(tb, sizeof tb, &val) : "");
 			note("epoch %ld/%d loss %.4f %s %.4f%s lr %.4g %.0f img/s %s ETA %s",
-			     t.epoch + 1, o->epochs, loss, ssl ? ssl_acc_name(o) : "acc", acc, vbuf, lr,
+			     t.epoch + 1, o->epochs, loss, ssl ? ssl_acc_name(o->ssl.method) : "acc", acc, vbuf, lr,
 			     ips, el, eta);
 		}
 		snprintf(line, sizeof line, "{\"epoch\":%ld,\"step\":%ld,\"lr\":%.6g,\"loss\":%.6f,"
 		         "\"%s\":%.6f,", t.epoch + 1, t.global_step, lr, loss,
-		         ssl ? ssl_acc_name(o) : "train_acc", acc);
+		         ssl ? ssl_acc_name(o->ssl.method) : "train_acc", acc);
 		if (evaluated && ssl)
-			monitor_json(line + strlen(line), sizeof line - strlen(line), o, knn, probe);
+			monitor_json(line + strlen(line), sizeof line - strlen(line), &o->mon, &mr);
 		else if (evaluated)
 			snprintf(line + strlen(line), sizeof line - strlen(line),
 			         "\"val_loss\":%.6f,\"val_acc\":%.6f,", val.loss, val.acc);
@@ -590,12 +310,12 @@ int train(options *o)
 		fmt_time(el, sizeof el, t.elapsed);
 		if (evaluated && ssl) {
 			char vbuf[256];
-			monitor_text(vbuf, sizeof vbuf, o, knn, probe);
+			monitor_text(vbuf, sizeof vbuf, &o->mon, &mr);
 			note("trained %s (%s) on %zu images for %d epochs in %s;%s", o->arch,
 			     ssl_method_name(o->ssl.method), d.n, o->epochs, el, vbuf);
 		} else if (evaluated)
 			note("trained %s on %zu images for %d epochs in %s; val_acc %.4f%s", o->arch, d.n,
-			     o->epochs, el, val.acc, o->tta ? tta_text(&val) : "");
+			     o->epochs, el, val.acc, o->tta ? tta_text(tb, sizeof tb, &val) : "");
 		else
 			note("trained %s on %zu images for %d epochs in %s", o->arch, d.n, o->epochs, el);
 	}

@@ -36,6 +36,10 @@ typedef struct {
 void data_load(dataset *d, const char *const *paths, size_t npaths, const load_opts *o);
 void data_free(dataset *d);
 size_t data_bytes(const dataset *d);
+/* "WHAT data: N images of WxHxC in memory, M MiB" on standard error, unless quiet. */
+void data_report(const char *what, const dataset *d, int quiet);
+/* The classes the labels of a and b imply: 1 + the largest (0 when neither has one). */
+int data_classes(const dataset *a, const dataset *b);
 /* A fingerprint of the keys, labels and pixels, for checking that a resume sees the same data. */
 uint64_t data_fingerprint(const dataset *d);
 static inline const unsigned char *data_image(const dataset *d, size_t i)
@@ -139,6 +143,8 @@ typedef struct {
 } eval_result;
 eval_result eval_pass(nn_model *m, const dataset *d, const augment *a, int batch, float *x,
                       int *labels, int tta, eval_fn fn, void *ctx);
+/* " (mirror TTA: accuracy A, loss L)" of r into buf, for the summaries; returns buf. */
+const char *tta_text(char *buf, size_t len, const eval_result *r);
 /* Add EL2N and GraNd of model m on every training sample to s (one score run). */
 void stats_score_epoch(sample_stats *s, nn_model *m, const dataset *d, const augment *a,
                        int batch, float *x, int *labels);
@@ -177,28 +183,10 @@ typedef struct {
 /* "simclr" or "swav" to SSL_*; 0 for an unknown name. */
 int ssl_method(const char *name);
 const char *ssl_method_name(int method);
+/* What a step's correct counts, as the log names it: "pair_acc" (SimCLR), "swap_acc" (SwAV). */
+const char *ssl_acc_name(int method);
 void ssl_state_init(ssl_state *ss, const ssl_opts *so, int feat_dim, int batch, uint64_t seed);
 void ssl_state_free(ssl_state *ss);
-
-/* The encoder monitors: --knn-eval, --knn-k, --knn-t, --linear-probe. */
-typedef struct {
-	int knn, probe;
-	int nk, k[8];            /* neighbour counts; the first gives val_acc */
-	float t;                 /* vote temperature */
-} monitor_opts;
-
-/* Eval-mode pooled features of every sample of d, L2-normalised as cull-embed writes
- * them: out[d->n, feat_dim]. x holds `batch` images. */
-void embed_dataset(float *out, nn_model *m, const dataset *d, const augment *a, int batch,
-                   float *x, int *labels);
-/* Weighted k-NN top-1 accuracy (cosine, exp(sim / t) votes) of the val features against
- * the train features, for each of the nk values ks; acc[nk]. Labels from the datasets. */
-void knn_accuracy(double *acc, const float *train_f, const dataset *train, const float *val_f,
-                  const dataset *val, int dim, int classes, const int *ks, int nk, float t);
-/* A linear classifier trained on frozen, standardised train features (softmax regression,
- * SGD, deterministic); returns its top-1 accuracy on the val features. */
-double linear_probe(const float *train_f, const dataset *train, const float *val_f,
-                    const dataset *val, int dim, int classes, uint64_t seed);
 
 /* ---- model files and the resume state (state.c) ---- */
 
@@ -288,5 +276,43 @@ step_result supervised_step(void *ctx, trainer *tr, const train_state *t, const 
  * one their other view was assigned to (SwAV). tr->x holds 2 * batch images. */
 step_result ssl_step(void *ctx, trainer *tr, const train_state *t, const size_t *idx, int n,
                      float lr);
+
+/* ---- encoder monitors (monitor.c) ---- */
+
+/* The encoder monitors: --knn-eval, --knn-k, --knn-t, --linear-probe. */
+typedef struct {
+	int knn, probe;
+	int nk, k[8];            /* neighbour counts; the first gives val_acc */
+	float t;                 /* vote temperature */
+} monitor_opts;
+
+/* Eval-mode pooled features of every sample of d, L2-normalised as cull-embed writes
+ * them: out[d->n, feat_dim]. x holds `batch` images. */
+void embed_dataset(float *out, nn_model *m, const dataset *d, const augment *a, int batch,
+                   float *x, int *labels);
+/* Weighted k-NN top-1 accuracy (cosine, exp(sim / t) votes) of the val features against
+ * the train features, for each of the nk values ks; acc[nk]. Labels from the datasets. */
+void knn_accuracy(double *acc, const float *train_f, const dataset *train, const float *val_f,
+                  const dataset *val, int dim, int classes, const int *ks, int nk, float t);
+/* A linear classifier trained on frozen, standardised train features (softmax regression,
+ * SGD, deterministic); returns its top-1 accuracy on the val features. */
+double linear_probe(const float *train_f, const dataset *train, const float *val_f,
+                    const dataset *val, int dim, int classes, uint64_t seed);
+
+/* The k-NN monitor and the linear probe need a label on every training and validation
+ * image (training itself reads none): die naming the first without one. */
+void check_monitor_labels(const monitor_opts *mo, const dataset *d, const dataset *v);
+typedef struct {
+	double knn[8];           /* top-1 at each --knn-k */
+	double probe;            /* the linear probe's accuracy */
+} monitor_result;
+/* Embed tr's training images and v as cull-embed would (tr->m, tr->aug, tr's batch
+ * buffers), then k-NN and the probe as mo asks. */
+void monitor_run(monitor_result *r, const monitor_opts *mo, const trainer *tr,
+                 const dataset *v, int classes);
+/* " knn20 0.9 linear 0.8" for the summaries, "\"val_acc\":..,\"knn_acc_20\":..," for the
+ * log: "val_acc" is the k-NN top-1 at the first --knn-k (else the probe's accuracy). */
+void monitor_text(char *buf, size_t len, const monitor_opts *mo, const monitor_result *r);
+void monitor_json(char *buf, size_t len, const monitor_opts *mo, const monitor_result *r);
 
 #endif
