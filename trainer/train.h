@@ -1,4 +1,5 @@
-/* cull-train's shared types: the image cache, the options, the per-sample statistics. */
+/* cull-train's parts, file by file: the image cache, augmentation, schedules, statistics,
+ * self-supervised training, the resume state, the epoch loop, the encoder monitors. */
 #ifndef CULL_TRAIN_H
 #define CULL_TRAIN_H
 
@@ -222,7 +223,7 @@ int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t, s
 /* Die (usage) naming the first option that differs between two "k=v;k=v" config strings. */
 void check_config(const char *path, const char *saved, const char *now);
 
-/* ---- the training loop (loop.c) ---- */
+/* ---- the epoch loop (loop.c) ---- */
 
 typedef struct {
 	nn_model *m;
