@@ -92,12 +92,9 @@ static void write_prediction(void *ctx, size_t i, const float *logits, const flo
 {
 	pred_ctx *c = ctx;
 	record r;
-	int best = 0;
+	int best = argmax(logits, c->k);
 
 	(void)feat;
-	for (int j = 1; j < c->k; j++)
-		if (logits[j] > logits[best])
-			best = j;
 	rec_init(&r);
 	rec_set_str(&r, "key", c->d->key[i]);
 	rec_set_int(&r, "cls", label);

@@ -41,14 +41,8 @@ step_result supervised_step(void *ctx, trainer *tr, const train_state *t, const 
 	nn_zero_grad(m);
 	const float *z = nn_forward(m, tr->x, n, 1);
 	double loss = nn_xent(m, tr->labels, n, tr->smoothing, tr->losses);
-	for (int i = 0; i < n; i++) {
-		const float *zi = z + (size_t)i * (size_t)k;
-		int best = 0;
-		for (int j = 1; j < k; j++)
-			if (zi[j] > zi[best])
-				best = j;
-		r.correct += best == tr->labels[i];
-	}
+	for (int i = 0; i < n; i++)
+		r.correct += argmax(z + (size_t)i * (size_t)k, k) == tr->labels[i];
 	if (s)
 		stats_presented(s, idx, tr->labels, z, n, k);
 	nn_backward(m, n);

@@ -106,14 +106,8 @@ double linear_probe(const float *train_f, const dataset *train, const float *val
 			for (int j = 0; j < dim; j++)
 				x[(size_t)i * dim + j] = (float)((val_f[(at + i) * dim + j] - mu[j]) * sd[j]);
 		linear_forward(logits, x, w, b, m, dim, classes);
-		for (int i = 0; i < m; i++) {
-			const float *l = logits + (size_t)i * classes;
-			int best = 0;
-			for (int k = 1; k < classes; k++)
-				if (l[k] > l[best])
-					best = k;
-			hit += best == val->label[at + i];
-		}
+		for (int i = 0; i < m; i++)
+			hit += argmax(logits + (size_t)i * classes, classes) == val->label[at + i];
 	}
 	free(mu);
 	free(sd);

@@ -41,7 +41,7 @@ void stats_free(sample_stats *s)
 	memset(s, 0, sizeof *s);
 }
 
-static int argmax(const float *v, int k)
+int argmax(const float *v, int k)
 {
 	int b = 0;
 

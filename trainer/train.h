@@ -129,6 +129,8 @@ void stats_free(sample_stats *s);
 /* Record one training presentation of samples idx[0..n) with their logits [n, k]. */
 void stats_presented(sample_stats *s, const size_t *idx, const int *labels, const float *logits,
                      int n, int k);
+/* The index of the largest of v[0..k) (the first of equals): a prediction. */
+int argmax(const float *v, int k);
 /* The logit margin: logit of the label minus the largest other logit. */
 float logit_margin(const float *logits, int k, int label);
 
