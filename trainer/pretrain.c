@@ -128,18 +128,9 @@ static double ssl_loss(ssl_state *ss, const ssl_opts *so, const float *z, int n,
 		swav_backward(ss->dscores, ss->prob, ss->codes, n, k, so->temperature);
 		linear_backward(ss->dzn, epoch < so->freeze_protos ? NULL : dproto, NULL, ss->dscores,
 		                ss->zn, proto, m, dim, k, 0);
-		for (int i = 0; i < m; i++) {
-			const float *p = ss->prob + (size_t)i * k;
-			const float *c = ss->codes + (size_t)(i < n ? i + n : i - n) * k;
-			int bp = 0, bc = 0;
-			for (int j = 1; j < k; j++) {
-				if (p[j] > p[bp])
-					bp = j;
-				if (c[j] > c[bc])
-					bc = j;
-			}
-			hit += bp == bc;
-		}
+		for (int i = 0; i < m; i++)      /* row i's prediction against the other view's code */
+			hit += argmax(ss->prob + (size_t)i * k, k) ==
+			       argmax(ss->codes + (size_t)(i < n ? i + n : i - n) * k, k);
 		*acc = (double)hit / m;
 	}
 	memset(ss->dz, 0, zsz);
