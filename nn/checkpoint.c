@@ -162,3 +162,26 @@ int nn_load_optim(nn_model *m, const char *path, char *err, size_t errlen)
 	st_free(&f);
 	return 0;
 }
+
+/* ---- model metadata: what cull-train records for the programs that use a model ---- */
+
+void nn_read_meta(nn_meta *meta, const st_file *f)
+{
+	const char *s;
+	float v[3];
+	int w, h;
+
+	memset(meta, 0, sizeof *meta);
+	if ((s = st_meta_get(f, "mean")) && sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3) {
+		memcpy(meta->mean, v, sizeof v);
+		meta->have_mean = 1;
+	}
+	if ((s = st_meta_get(f, "std")) && sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3 &&
+	    v[0] > 0 && v[1] > 0 && v[2] > 0) {
+		memcpy(meta->std, v, sizeof v);
+		meta->have_std = 1;
+	}
+	if ((s = st_meta_get(f, "image_size")) && sscanf(s, "%dx%d", &w, &h) == 2 && w == h &&
+	    w > 0 && w <= 4096)
+		meta->image_size = w;
+}

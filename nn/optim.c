@@ -1,7 +1,5 @@
-/* SGD exactly as torch.optim.SGD, learning-rate schedules and the one-call training step. */
+/* SGD exactly as torch.optim.SGD and the one-call training step. */
 #include "resnet.h"
-
-#include <math.h>
 
 void nn_sgd_tensors(const nn_tensor *ts, int nt, float *params, const float *grads,
                     float *momentum, long *steps, const nn_sgd *o, float lr)
@@ -47,23 +45,4 @@ double nn_train_step(nn_model *m, const float *x, const int *labels, int n, cons
 	nn_backward(m, n);
 	nn_sgd_step(m, o, lr);
 	return loss;
-}
-
-double nn_lr(const nn_schedule *s, long step)
-{
-	if (s->warmup > 0 && step < s->warmup)
-		return s->base * (double)(step + 1) / (double)s->warmup;
-	switch (s->kind) {
-	case NN_LR_STEP:
-		return s->step_size > 0 ? s->base * pow(s->gamma, (double)(step / s->step_size)) : s->base;
-	case NN_LR_COSINE: {
-		long span = s->total - s->warmup;
-		double frac = span > 0 ? (double)(step - s->warmup) / (double)span : 1.0;
-		if (frac > 1)
-			frac = 1;
-		return s->min_lr + 0.5 * (s->base - s->min_lr) * (1 + cos(M_PI * frac));
-	}
-	default:
-		return s->base;
-	}
 }

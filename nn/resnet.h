@@ -117,16 +117,6 @@ void nn_sgd_tensors(const nn_tensor *ts, int nt, float *params, const float *gra
 double nn_train_step(nn_model *m, const float *x, const int *labels, int n, const nn_sgd *o,
                      float lr, float smoothing, float *losses);
 
-/* Learning-rate schedules over steps (or epochs): linear warmup from 0 over warmup
- * steps, then constant, step (x gamma every step_size) or cosine to min_lr at total. */
-enum { NN_LR_CONST, NN_LR_STEP, NN_LR_COSINE };
-typedef struct {
-	int kind;
-	double base, min_lr, gamma;
-	long warmup, step_size, total;
-} nn_schedule;
-double nn_lr(const nn_schedule *s, long step);
-
 /* Checkpoints (safetensors, torchvision names; loads torch/timm state dicts).
  * Load: F32/F16/BF16 accepted; a missing, extra or mis-shaped tensor is an error naming
  * it, unless flags has NN_LOAD_IGNORE_EXTRA (extra tensors are then ignored, e.g. an fc
@@ -153,6 +143,17 @@ float *nn_tensor_data(const nn_model *m, const nn_tensor *t);
  * shapes fit no model (in_ch and width are still set from conv1). */
 int nn_infer_arch(const st_file *f, char *arch, size_t archlen, int *in_ch,
                   double *width, char *err, size_t errlen);
+
+/* What a model file's __metadata__ says about its input (cull-train writes it): the
+ * normalisation it was trained with and its image size. A key that is absent or malformed
+ * reads as not there. */
+typedef struct {
+	float mean[3], std[3];
+	int have_mean, have_std;  /* "M,M,M" found (std: every value positive) */
+	int image_size;           /* "SxS" (square, 1..4096), else 0 */
+} nn_meta;
+/* Read the metadata of the model file f (st_load) into meta. */
+void nn_read_meta(nn_meta *meta, const st_file *f);
 
 /* Multiply-adds per image of a forward pass at h x w (for GFLOP/s figures). */
 double nn_forward_macs(const nn_model *m, int h, int w);

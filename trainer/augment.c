@@ -4,23 +4,15 @@
 #include "layers.h"
 #include "io.h"
 #include "preprocess.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* splitmix64's finalizer: a bijective mix of 64 bits. */
-uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 uint64_t hash3(uint64_t a, uint64_t b, uint64_t c)
 {
-	return mix64(mix64(mix64(a) ^ b) ^ c);
+	return rng_mix(rng_mix(rng_mix(a) ^ b) ^ c);
 }
 
 /* Uniform in [0, n) from 64 random bits (Lemire's multiply-shift; bias below 2^-32). */
@@ -36,7 +28,7 @@ void epoch_order(size_t *order, size_t n, uint64_t seed, long epoch)
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
 	for (size_t i = n; i > 1; i--) {
-		size_t j = (size_t)below(st = mix64(st), i);
+		size_t j = (size_t)below(st = rng_mix(st), i);
 		size_t t = order[i - 1];
 		order[i - 1] = order[j];
 		order[j] = t;
@@ -69,11 +61,11 @@ static void one_image(void *ctx, int i, int tid)
 		uint64_t r = hash3(j->seed, (uint64_t)j->epoch, s);
 		int span = 2 * j->a->pad + 1;
 		if (j->a->pad > 0) {
-			x0 = (int)below(r = mix64(r), (uint64_t)span) - j->a->pad;
-			y0 = (int)below(r = mix64(r), (uint64_t)span) - j->a->pad;
+			x0 = (int)below(r = rng_mix(r), (uint64_t)span) - j->a->pad;
+			y0 = (int)below(r = rng_mix(r), (uint64_t)span) - j->a->pad;
 		}
 		if (j->a->flip)
-			flip = (int)((r = mix64(r)) >> 63);
+			flip = (int)((r = rng_mix(r)) >> 63);
 	}
 	to_tensor_normalize(dst, data_image(d, s), d->w, d->h, d->c, x0, y0, d->w, d->h,
 	                    j->a->mean, j->a->std);
@@ -102,7 +94,7 @@ void make_batch(float *x, int *labels, const dataset *d, const size_t *idx, int 
 
 static double unit(uint64_t *r)
 {
-	return (double)((*r = mix64(*r)) >> 11) * (1.0 / 9007199254740992.0);
+	return (double)((*r = rng_mix(*r)) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 static double uniform(uint64_t *r, double lo, double hi)
@@ -121,8 +113,8 @@ static void resized_crop_box(uint64_t *r, int W, int H, float smin, float smax, 
 		double ta = area * uniform(r, smin, smax), ar = exp(uniform(r, lr0, lr1));
 		int w = (int)lround(sqrt(ta * ar)), h = (int)lround(sqrt(ta / ar));
 		if (w > 0 && w <= W && h > 0 && h <= H) {
-			*y0 = (int)below(*r = mix64(*r), (uint64_t)(H - h + 1));
-			*x0 = (int)below(*r = mix64(*r), (uint64_t)(W - w + 1));
+			*y0 = (int)below(*r = rng_mix(*r), (uint64_t)(H - h + 1));
+			*x0 = (int)below(*r = rng_mix(*r), (uint64_t)(W - w + 1));
 			*cw = w;
 			*ch = h;
 			return;
@@ -191,7 +183,7 @@ static void color_jitter(float *px, int npix, int c, const ssl_augment *s, uint6
 	float f[4];
 
 	for (int i = 3; i > 0; i--) {
-		int j = (int)below(*r = mix64(*r), (uint64_t)(i + 1)), t = order[i];
+		int j = (int)below(*r = rng_mix(*r), (uint64_t)(i + 1)), t = order[i];
 		order[i] = order[j];
 		order[j] = t;
 	}
@@ -248,7 +240,7 @@ static void one_view(void *ctx, int i, int tid)
 
 	(void)tid;
 	resized_crop_box(&r, W, H, j->s->scale_min, j->s->scale_max, &x0, &y0, &cw, &ch);
-	flip = j->s->flip && ((r = mix64(r)) >> 63);
+	flip = j->s->flip && ((r = rng_mix(r)) >> 63);
 	/* bilinear resize of the box to W x H (align_corners=False, edges clamped) */
 	for (int y = 0; y < H; y++) {
 		double sy = ((double)y + 0.5) * ch / H - 0.5;

@@ -4,6 +4,7 @@
 #include "io.h"
 #include "layers.h"
 #include "preprocess.h"
+#include "rng.h"
 #include "wds.h"
 
 #include <stdarg.h>
@@ -206,6 +207,30 @@ size_t data_bytes(const dataset *d)
 	return b;
 }
 
+void data_report(const char *what, const dataset *d, int quiet)
+{
+	if (quiet)
+		return;
+	note("%s data: %zu images of %dx%dx%d in memory, %.1f MiB%s", what, d->n, d->w, d->h,
+	     d->c, (double)data_bytes(d) / 1048576.0, d->skipped ? " (samples skipped: see "
+	     "the warnings above)" : "");
+}
+
+static int max_label(const dataset *d)
+{
+	int k = -1;
+
+	for (size_t i = 0; i < d->n; i++)
+		if (d->label[i] > k)
+			k = d->label[i];
+	return k;
+}
+
+int data_classes(const dataset *a, const dataset *b)
+{
+	return 1 + (max_label(a) > max_label(b) ? max_label(a) : max_label(b));
+}
+
 /* FNV-1a over 64 bits, then mixed. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
@@ -234,7 +259,7 @@ uint64_t data_fingerprint(const dataset *d)
 	for (size_t i = 0; i + 8 <= d->n * plane; i += 8) {
 		uint64_t v;
 		memcpy(&v, d->pix + i, 8);
-		h = mix64(h ^ v);
+		h = rng_mix(h ^ v);
 	}
 	return h;
 }

@@ -41,7 +41,7 @@ void stats_free(sample_stats *s)
 	memset(s, 0, sizeof *s);
 }
 
-static int argmax(const float *v, int k)
+int argmax(const float *v, int k)
 {
 	int b = 0;
 
@@ -136,6 +136,12 @@ eval_result eval_pass(nn_model *m, const dataset *d, const augment *a, int batch
 		}
 	}
 	return r;
+}
+
+const char *tta_text(char *buf, size_t len, const eval_result *r)
+{
+	snprintf(buf, len, " (mirror TTA: accuracy %.4f, loss %.4f)", r->tta_acc, r->tta_loss);
+	return buf;
 }
 
 typedef struct {

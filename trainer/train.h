@@ -1,7 +1,9 @@
-/* cull-train's shared types: the image cache, the options, the per-sample statistics. */
+/* cull-train's parts, file by file: the image cache, augmentation, schedules, statistics,
+ * self-supervised training, the resume state, the epoch loop, the encoder monitors. */
 #ifndef CULL_TRAIN_H
 #define CULL_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +37,10 @@ typedef struct {
 void data_load(dataset *d, const char *const *paths, size_t npaths, const load_opts *o);
 void data_free(dataset *d);
 size_t data_bytes(const dataset *d);
+/* "WHAT data: N images of WxHxC in memory, M MiB" on standard error, unless quiet. */
+void data_report(const char *what, const dataset *d, int quiet);
+/* The classes the labels of a and b imply: 1 + the largest (0 when neither has one). */
+int data_classes(const dataset *a, const dataset *b);
 /* A fingerprint of the keys, labels and pixels, for checking that a resume sees the same data. */
 uint64_t data_fingerprint(const dataset *d);
 static inline const unsigned char *data_image(const dataset *d, size_t i)
@@ -44,8 +50,8 @@ static inline const unsigned char *data_image(const dataset *d, size_t i)
 
 /* ---- randomness and augmentation (augment.c) ---- */
 
-/* A counter-based generator: every random choice is a pure function of its inputs. */
-uint64_t mix64(uint64_t x);
+/* A counter-based generator (base/rng.h's rng_mix): every random choice is a pure
+ * function of its inputs. */
 uint64_t hash3(uint64_t a, uint64_t b, uint64_t c);
 /* The order of the n training samples in an epoch (a permutation of 0..n-1). */
 void epoch_order(size_t *order, size_t n, uint64_t seed, long epoch);
@@ -123,6 +129,8 @@ void stats_free(sample_stats *s);
 /* Record one training presentation of samples idx[0..n) with their logits [n, k]. */
 void stats_presented(sample_stats *s, const size_t *idx, const int *labels, const float *logits,
                      int n, int k);
+/* The index of the largest of v[0..k) (the first of equals): a prediction. */
+int argmax(const float *v, int k);
 /* The logit margin: logit of the label minus the largest other logit. */
 float logit_margin(const float *logits, int k, int label);
 
@@ -138,6 +146,8 @@ typedef struct {
 } eval_result;
 eval_result eval_pass(nn_model *m, const dataset *d, const augment *a, int batch, float *x,
                       int *labels, int tta, eval_fn fn, void *ctx);
+/* " (mirror TTA: accuracy A, loss L)" of r into buf, for the summaries; returns buf. */
+const char *tta_text(char *buf, size_t len, const eval_result *r);
 /* Add EL2N and GraNd of model m on every training sample to s (one score run). */
 void stats_score_epoch(sample_stats *s, nn_model *m, const dataset *d, const augment *a,
                        int batch, float *x, int *labels);
@@ -147,7 +157,7 @@ void stats_final(sample_stats *s, nn_model *m, const dataset *d, const augment *
 /* Write one record per training sample to path. */
 void stats_write(const sample_stats *s, const dataset *d, long epochs, const char *path);
 
-/* ---- self-supervised training (ssl.c) ---- */
+/* ---- self-supervised training (pretrain.c) ---- */
 
 enum { SSL_NONE, SSL_SIMCLR, SSL_SWAV };
 typedef struct {
@@ -164,6 +174,7 @@ typedef struct {
 
 /* The self-supervised part of the training state (saved with a resume state). */
 typedef struct {
+	const ssl_opts *opts;    /* as given to ssl_state_init */
 	nn_head *head;
 	float *queue;            /* SwAV: [2, queue_len, proj_dim], newest first */
 	int64_t queue_fill;      /* rows of each view's queue filled so far */
@@ -175,23 +186,12 @@ typedef struct {
 /* "simclr" or "swav" to SSL_*; 0 for an unknown name. */
 int ssl_method(const char *name);
 const char *ssl_method_name(int method);
+/* What a step's correct counts, as the log names it: "pair_acc" (SimCLR), "swap_acc" (SwAV). */
+const char *ssl_acc_name(int method);
 void ssl_state_init(ssl_state *ss, const ssl_opts *so, int feat_dim, int batch, uint64_t seed);
 void ssl_state_free(ssl_state *ss);
 
-/* Eval-mode pooled features of every sample of d, L2-normalised as cull-embed writes
- * them: out[d->n, feat_dim]. x holds `batch` images. */
-void embed_dataset(float *out, nn_model *m, const dataset *d, const augment *a, int batch,
-                   float *x, int *labels);
-/* Weighted k-NN top-1 accuracy (cosine, exp(sim / t) votes) of the val features against
- * the train features, for each of the nk values ks; acc[nk]. Labels from the datasets. */
-void knn_accuracy(double *acc, const float *train_f, const dataset *train, const float *val_f,
-                  const dataset *val, int dim, int classes, const int *ks, int nk, float t);
-/* A linear classifier trained on frozen, standardised train features (softmax regression,
- * SGD, deterministic); returns its top-1 accuracy on the val features. */
-double linear_probe(const float *train_f, const dataset *train, const float *val_f,
-                    const dataset *val, int dim, int classes, uint64_t seed);
-
-/* ---- checkpoints (checkpoint.c) ---- */
+/* ---- model files and the resume state (state.c) ---- */
 
 /* Everything a resume needs, besides the model state itself. */
 typedef struct {
@@ -225,7 +225,7 @@ int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t, s
 /* Die (usage) naming the first option that differs between two "k=v;k=v" config strings. */
 void check_config(const char *path, const char *saved, const char *now);
 
-/* ---- the training loop (loop.c) ---- */
+/* ---- the epoch loop (loop.c) ---- */
 
 typedef struct {
 	nn_model *m;
@@ -236,6 +236,7 @@ typedef struct {
 	float smoothing;
 	int batch;
 	long steps_per_epoch;
+	uint64_t seed;           /* of the data order and the augmentation */
 	float *x;                /* [batch, c, h, w] */
 	int *labels;
 	float *losses;
@@ -250,14 +251,71 @@ long steps_per_epoch(size_t n, int batch);
 /* The progress line of an epoch on standard error (acc_name: what t->correct counts). */
 void epoch_progress(const trainer *tr, const train_state *t, double t0, long step0,
                     const char *acc_name);
-/* Run steps t->step .. end of epoch t->epoch with data seed `seed`, updating t's counters
- * and s (if not NULL). Returns 1 when the epoch finished, 0 when *stop was set first. */
-int train_epoch(trainer *tr, train_state *t, sample_stats *s, uint64_t seed,
-                volatile int *stop);
-/* One epoch of self-supervised steps (ssl.c; labels unused), like train_epoch; t->correct
- * counts rows whose other view is their best match (SimCLR) or whose predicted prototype
- * is the one their other view was assigned to (SwAV). tr->x holds 2 * batch images. */
-int ssl_epoch(trainer *tr, train_state *t, ssl_state *ss, const ssl_opts *so, uint64_t seed,
-              volatile int *stop);
+/* What one step adds to the epoch's counters. */
+typedef struct {
+	double loss;             /* summed over the rows */
+	int64_t correct, rows;
+} step_result;
+
+/* A training method: step runs one SGD step on the training samples idx[0..n) at
+ * learning rate lr (t: the state before the step), with ctx its own state. */
+typedef struct {
+	step_result (*step)(void *ctx, trainer *tr, const train_state *t, const size_t *idx,
+	                    int n, float lr);
+	void *ctx;
+	const char *progress_name;   /* what the step's correct counts, in the progress line */
+} train_method;
+
+/* Run steps t->step .. end of epoch t->epoch of the method, updating t's counters.
+ * Returns 1 when the epoch finished, 0 when *stop was set first. */
+int train_epoch(trainer *tr, train_state *t, const train_method *method,
+                const volatile sig_atomic_t *stop);
+/* Cross-entropy on the labels; correct counts the top-1 hits; ctx: a sample_stats that
+ * records every presentation, or NULL. */
+step_result supervised_step(void *ctx, trainer *tr, const train_state *t, const size_t *idx,
+                            int n, float lr);
+/* A self-supervised step (pretrain.c; labels unused; ctx: an ssl_state): correct counts
+ * rows whose other view is their best match (SimCLR) or whose predicted prototype is the
+ * one their other view was assigned to (SwAV). tr->x holds 2 * batch images. */
+step_result ssl_step(void *ctx, trainer *tr, const train_state *t, const size_t *idx, int n,
+                     float lr);
+
+/* ---- encoder monitors (monitor.c) ---- */
+
+/* The encoder monitors: --knn-eval, --knn-k, --knn-t, --linear-probe. */
+typedef struct {
+	int knn, probe;
+	int nk, k[8];            /* neighbour counts; the first gives val_acc */
+	float t;                 /* vote temperature */
+} monitor_opts;
+
+/* Eval-mode pooled features of every sample of d, L2-normalised as cull-embed writes
+ * them: out[d->n, feat_dim]. x holds `batch` images. */
+void embed_dataset(float *out, nn_model *m, const dataset *d, const augment *a, int batch,
+                   float *x, int *labels);
+/* Weighted k-NN top-1 accuracy (cosine, exp(sim / t) votes) of the val features against
+ * the train features, for each of the nk values ks; acc[nk]. Labels from the datasets. */
+void knn_accuracy(double *acc, const float *train_f, const dataset *train, const float *val_f,
+                  const dataset *val, int dim, int classes, const int *ks, int nk, float t);
+/* A linear classifier trained on frozen, standardised train features (softmax regression,
+ * SGD, deterministic); returns its top-1 accuracy on the val features. */
+double linear_probe(const float *train_f, const dataset *train, const float *val_f,
+                    const dataset *val, int dim, int classes, uint64_t seed);
+
+/* The k-NN monitor and the linear probe need a label on every training and validation
+ * image (training itself reads none): die naming the first without one. */
+void check_monitor_labels(const monitor_opts *mo, const dataset *d, const dataset *v);
+typedef struct {
+	double knn[8];           /* top-1 at each --knn-k */
+	double probe;            /* the linear probe's accuracy */
+} monitor_result;
+/* Embed tr's training images and v as cull-embed would (tr->m, tr->aug, tr's batch
+ * buffers), then k-NN and the probe as mo asks. */
+void monitor_run(monitor_result *r, const monitor_opts *mo, const trainer *tr,
+                 const dataset *v, int classes);
+/* " knn20 0.9 linear 0.8" for the summaries, "\"val_acc\":..,\"knn_acc_20\":..," for the
+ * log: "val_acc" is the k-NN top-1 at the first --knn-k (else the probe's accuracy). */
+void monitor_text(char *buf, size_t len, const monitor_opts *mo, const monitor_result *r);
+void monitor_json(char *buf, size_t len, const monitor_opts *mo, const monitor_result *r);
 
 #endif

@@ -1,4 +1,4 @@
-/* Unit tests of the ResNet models without Python: state-dict layout, checkpoints, SGD, schedules, buffers. */
+/* Unit tests of the ResNet models without Python: state-dict layout, checkpoints, metadata, SGD, buffers. */
 #include "check.h"
 #include "resnet.h"
 #include "safetensors.h"
@@ -131,7 +131,52 @@ static void test_checkpoint(void)
 	nn_free(emb);
 }
 
-static void test_sgd_and_lr(void)
+/* nn_read_meta: the normalisation and image size a model file records; bad values unread */
+static int meta_of(nn_meta *meta, const char *mean, const char *std, const char *size)
+{
+	char path[512], err[512];
+	nn_model *m = nn_create("resnet20", 3, 0.25, 0, 1);
+	st_writer *w = nn_save_writer(m);
+	st_file f;
+	int rc;
+
+	if (mean)
+		st_meta(w, "mean", mean);
+	if (std)
+		st_meta(w, "std", std);
+	if (size)
+		st_meta(w, "image_size", size);
+	snprintf(path, sizeof path, "%s/meta.safetensors", tmpdir);
+	st_write(w, path);
+	nn_free(m);
+	if ((rc = st_load(&f, path, err, sizeof err)) != 0)
+		return rc;
+	nn_read_meta(meta, &f);
+	st_free(&f);
+	return 0;
+}
+
+static void test_meta(void)
+{
+	nn_meta mt;
+	int rc;
+
+	rc = meta_of(&mt, "0.5,0.25,0.125", "0.2,0.3,0.4", "32x32");
+	CHECK(rc == 0 && mt.have_mean && mt.have_std && mt.mean[0] == 0.5f &&
+	      mt.mean[2] == 0.125f && mt.std[1] == 0.3f && mt.image_size == 32,
+	      "model metadata read: mean, std, image size");
+	rc = meta_of(&mt, NULL, NULL, NULL);
+	CHECK(rc == 0 && !mt.have_mean && !mt.have_std && !mt.image_size,
+	      "model metadata: absent keys read as not there");
+	rc = meta_of(&mt, "0.5,0.5", "0.2,0,0.4", "32x16");
+	CHECK(rc == 0 && !mt.have_mean && !mt.have_std && !mt.image_size && mt.mean[0] == 0,
+	      "model metadata: two values, a zero std, a non-square size are not read");
+	rc = meta_of(&mt, "x", "1,1,1", "4097x4097");
+	CHECK(rc == 0 && !mt.have_mean && mt.have_std && !mt.image_size,
+	      "model metadata: a size over 4096 is not read");
+}
+
+static void test_sgd(void)
 {
 	nn_model *m = nn_create("resnet20", 3, 1.0, 10, 1);
 	nn_sgd o = { .momentum = 0.9f, .weight_decay = 0.1f, .nesterov = 1 };
@@ -147,14 +192,6 @@ static void test_sgd_and_lr(void)
 	want = p1 - 0.1f * (d + 0.9f * buf);
 	CHECK(fabsf(p[0] - want) < 1e-6, "SGD nesterov second step %.7f (want %.7f)", p[0], want);
 	nn_free(m);
-
-	nn_schedule s = { .kind = NN_LR_COSINE, .base = 0.1, .warmup = 10, .total = 110 };
-	CHECK(fabs(nn_lr(&s, 0) - 0.01) < 1e-12 && fabs(nn_lr(&s, 9) - 0.1) < 1e-12 &&
-	      fabs(nn_lr(&s, 60) - 0.05) < 1e-12 && fabs(nn_lr(&s, 110)) < 1e-12,
-	      "cosine schedule with linear warmup");
-	nn_schedule st = { .kind = NN_LR_STEP, .base = 0.1, .gamma = 0.1, .step_size = 30 };
-	CHECK(fabs(nn_lr(&st, 29) - 0.1) < 1e-12 && fabs(nn_lr(&st, 30) - 0.01) < 1e-12 &&
-	      fabs(nn_lr(&st, 65) - 0.001) < 1e-12, "step schedule");
 }
 
 /* No allocation in the steady-state training step; eval folding matches plain BN */
@@ -286,7 +323,8 @@ int main(void)
 	nn_set_threads(2);
 	test_layout();
 	test_checkpoint();
-	test_sgd_and_lr();
+	test_meta();
+	test_sgd();
 	test_steady_state();
 	test_mixed_layout_gradient();
 	char cmd[600];
