@@ -121,8 +121,10 @@ static char *format_index(const char *fmt, long long v)
 static void open_idx(source *s, const char *images, const char *labels)
 {
 	idx_file *im = &s->images, *lb = &s->labels;
+	cull_err e;
 
-	idx_load(im, images);
+	if (idx_load(im, images, &e) < 0)
+		die_err(&e);
 	if (im->type != IDX_U8)
 		die(EXIT_DATA, "%s: IDX element type 0x%02x; images must be unsigned bytes (0x08)",
 		    im->name, im->type);
@@ -136,7 +138,8 @@ static void open_idx(source *s, const char *images, const char *labels)
 	if (im->dims[1] == 0 || im->dims[2] == 0 || im->dims[1] > 65500 || im->dims[2] > 65500)
 		die(EXIT_DATA, "%s: IDX images of %ux%u pixels cannot be JPEG-encoded", im->name,
 		    im->dims[2], im->dims[1]);
-	idx_load(lb, labels);
+	if (idx_load(lb, labels, &e) < 0)
+		die_err(&e);
 	if (lb->ndims != 1 || lb->type == IDX_F32 || lb->type == IDX_F64)
 		die(EXIT_DATA, "%s: IDX labels must be one dimension of integers (type 0x%02x, %d "
 		    "dimensions)", lb->name, lb->type, lb->ndims);
@@ -154,11 +157,14 @@ static void open_idx(source *s, const char *images, const char *labels)
 
 static void open_cifar(source *s, char **files, size_t n, int variant)
 {
+	cull_err e;
+
 	s->nbatches = n;
 	s->batches = xcalloc(n, sizeof *s->batches);
 	s->batch_start = xcalloc(n + 1, sizeof *s->batch_start);
 	for (size_t i = 0; i < n; i++) {
-		cifar_load(&s->batches[i], files[i], variant);
+		if (cifar_load(&s->batches[i], files[i], variant, &e) < 0)
+			die_err(&e);
 		if (i > 0 && s->batches[i].variant != s->batches[0].variant)
 			die(EXIT_DATA, "%s is a CIFAR-%d batch but %s is CIFAR-%d (use --cifar to choose)",
 			    files[i], s->batches[i].variant, files[0], s->batches[0].variant);

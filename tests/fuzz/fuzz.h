@@ -13,6 +13,8 @@
 #include <sanitizer/allocator_interface.h>
 #include <sanitizer/lsan_interface.h>
 
+#include "io.h"
+
 /* The harnesses link with -Wl,--wrap=exit: a cull library that dies on bad input calls
  * __wrap_exit, which jumps back into fuzz_call() instead of ending the fuzzer. */
 void __real_exit(int code) __attribute__((noreturn));
@@ -53,6 +55,16 @@ static __attribute__((unused)) const char *fuzz_path(const uint8_t *data, size_t
 		off += (size_t)w;
 	}
 	return path;
+}
+
+/* A reader that failed must say why: an exit status and a message. */
+static __attribute__((unused)) void fuzz_reported(const cull_err *e)
+{
+	if (!e->code || !e->msg[0]) {
+		fprintf(stderr, "fuzz: a failure without an error (code %d, message '%s')\n",
+		        e->code, e->msg);
+		abort();
+	}
 }
 
 /* fn(arg) with exit() caught: 1 when it returned, 0 when it called exit(); after an exit,
