@@ -468,6 +468,7 @@ int main(int argc, char **argv)
 	wds_options wo = { 0 };
 	wds_reader *r;
 	rec_writer *w;
+	cull_err e;
 	record rec;
 	stats st = { 0 };
 	float *emb, norm;
@@ -528,7 +529,8 @@ int main(int argc, char **argv)
 	for (i = optind; i < argc; i++)
 		if (strcmp(argv[i], "-") && stat(argv[i], &sb) == 0)
 			st.total_bytes += (uint64_t)sb.st_size;
-	w = rec_writer_open("-");
+	if (!(w = rec_writer_open("-", &e)))
+		die_err(&e);
 	rec_init(&rec);
 	show = !o.quiet && stderr_is_tty();
 	st.t0 = st.last = now_seconds();
@@ -606,7 +608,8 @@ int main(int argc, char **argv)
 				st.skipped[sl->status]++;
 				warn("%s: %s: skipped: %s", sl->s.source, sl->s.key, sl->err);
 				if (o.strict) {
-					rec_writer_close(w);
+					if (rec_writer_close(w, &e) < 0)
+						die_err(&e);
 					die(EXIT_SKIP, "--strict: stopping at the first skipped sample");
 				}
 				continue;
@@ -628,7 +631,8 @@ int main(int argc, char **argv)
 			rec_set_floats(&rec, "emb", emb, (size_t)dim);
 			if (*o.carry)
 				carry_fields(&rec, &sl->s, o.carry);
-			rec_write(w, &rec);
+			if (rec_write(w, &rec) < 0)
+				die_err(rec_writer_error(w));
 			st.embedded++;
 		}
 		if (show && now_seconds() - st.last > 0.5) {
@@ -641,7 +645,8 @@ int main(int argc, char **argv)
 		if (b[cur].n == 0)
 			break;
 	}
-	rec_writer_close(w);
+	if (rec_writer_close(w, &e) < 0)
+		die_err(&e);
 	if (show)
 		progress(&st, r, 1);
 	if (broken) {

@@ -285,15 +285,21 @@ static void put_record(buf *b, const record *r, const char *src)
 
 static void to_json(const char *path)
 {
-	rec_reader *rd = rec_open(path);
+	cull_err e;
+	rec_reader *rd = rec_open(path, &e);
 	record r;
 	buf b = { 0 };
+	int rc;
 
+	if (!rd)
+		die_err(&e);
 	rec_init(&r);
-	while (rec_next(rd, &r)) {
+	while ((rc = rec_next(rd, &r)) > 0) {
 		put_record(&b, &r, rec_source(rd));
 		xfwrite(b.p, b.n, stdout, "<stdout>");
 	}
+	if (rc < 0)
+		die_err(rec_error(rd));
 	rec_free(&r);
 	rec_close(rd);
 	free(b.p);
@@ -911,8 +917,8 @@ static void from_json(const char *path, rec_writer *w)
 		j.line++;
 		j.start = j.p = line;
 		j.end = line + n;
-		if (line_to_record(&j, &r, &v))
-			rec_write(w, &r);
+		if (line_to_record(&j, &r, &v) && rec_write(w, &r) < 0)
+			die_err(rec_writer_error(w));
 	}
 	if (ferror(f))
 		die(EXIT_IO, "%s: read error: %s", j.name, strerror(errno));
@@ -933,6 +939,7 @@ int main(int argc, char **argv)
 	};
 	int c, reverse = 0, i;
 	rec_writer *w;
+	cull_err e;
 
 	cull_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "rh", longopts, NULL)) != -1) {
@@ -945,12 +952,14 @@ int main(int argc, char **argv)
 		}
 	}
 	if (reverse) {
-		w = rec_writer_open(NULL);
+		if (!(w = rec_writer_open(NULL, &e)))
+			die_err(&e);
 		if (optind == argc)
 			from_json(NULL, w);
 		for (i = optind; i < argc; i++)
 			from_json(argv[i], w);
-		rec_writer_close(w);
+		if (rec_writer_close(w, &e) < 0)
+			die_err(&e);
 	} else {
 		if (optind == argc)
 			to_json(NULL);

@@ -478,7 +478,8 @@ static void emit(output *o, const prepared *p)
 		if (p->coarse >= 0)
 			rec_set_int(&o->rec, "coarse_cls", p->coarse);
 		rec_set_str(&o->rec, "shard", o->path);
-		rec_write(o->index, &o->rec);
+		if (rec_write(o->index, &o->rec) < 0)
+			die_err(rec_writer_error(o->index));
 	}
 	o->in_shard++;
 	o->samples++;
@@ -611,6 +612,7 @@ int main(int argc, char **argv)
 	};
 	source s = { 0 };
 	output o = { 0 };
+	cull_err e;
 	const char *key = "%06d", *classes_out = NULL, *names_in = NULL, *mode, *records = NULL;
 	char **class_names = NULL;
 	size_t nclasses = 0, *order, i, batch = 1024;
@@ -742,7 +744,8 @@ int main(int argc, char **argv)
 	if (records) {
 		if (!o.pattern && strcmp(records, "-") == 0)
 			die(EXIT_USAGE, "--records -: standard output already carries the shard; use -o");
-		o.index = rec_writer_open(records);
+		if (!(o.index = rec_writer_open(records, &e)))
+			die_err(&e);
 		rec_init(&o.rec);
 	}
 	uint64_t skipped = 0;
@@ -774,7 +777,8 @@ int main(int argc, char **argv)
 		wds_writer_close(o.w);
 	}
 	if (o.index) {
-		rec_writer_close(o.index);
+		if (rec_writer_close(o.index, &e) < 0)
+			die_err(&e);
 		rec_free(&o.rec);
 	}
 	free(o.path);

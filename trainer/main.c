@@ -616,7 +616,8 @@ static void write_prediction(void *ctx, size_t i, const float *logits, const flo
 	rec_set_float(&r, "prob", probs[best]);
 	rec_set_float(&r, "loss", loss);
 	rec_set_float(&r, "margin", -(double)logit_margin(logits, c->k, label));
-	rec_write(c->w, &r);
+	if (rec_write(c->w, &r) < 0)
+		die_err(rec_writer_error(c->w));
 	rec_free(&r);
 }
 
@@ -689,6 +690,7 @@ static int eval_only(options *o, int argc, char **argv)
 	pred_ctx pc = { NULL, &d, m->num_classes };
 	double t0 = now_seconds();
 	eval_result r;
+	cull_err e;
 	const char **paths = xcalloc(o->nval + (size_t)(argc - optind) + 1, sizeof *paths);
 	size_t np = 0;
 
@@ -708,11 +710,11 @@ static int eval_only(options *o, int argc, char **argv)
 	nn_setup(m, o->batch, d.h, d.w, 0);
 	float *x = xmalloc((size_t)o->batch * (size_t)d.h * (size_t)d.w * (size_t)d.c * sizeof *x);
 	int *labels = xmalloc((size_t)o->batch * sizeof *labels);
-	if (o->predictions)
-		pc.w = rec_writer_open(o->predictions);
+	if (o->predictions && !(pc.w = rec_writer_open(o->predictions, &e)))
+		die_err(&e);
 	r = eval_pass(m, &d, &a, o->batch, x, labels, o->tta, pc.w ? write_prediction : NULL, &pc);
-	if (pc.w)
-		rec_writer_close(pc.w);
+	if (pc.w && rec_writer_close(pc.w, &e) < 0)
+		die_err(&e);
 	/* the result is data: on standard output, unless the predictions took it */
 	FILE *f = o->predictions && strcmp(o->predictions, "-") == 0 ? stderr : stdout;
 	fprintf(f, "{\"n\":%zu,\"val_loss\":%.6f,\"val_acc\":%.6f", d.n, r.loss, r.acc);

@@ -34,8 +34,10 @@ static void run_from(void *arg)
 
 static void run_to(void *path)
 {
-	rd = rec_open(path);
-	while (rec_next(rd, &r))
+	cull_err e;
+
+	rd = rec_open(path, &e);
+	while (rec_next(rd, &r) > 0)
 		put_record(&b, &r, rec_source(rd));
 	rec_close(rd);
 	rd = NULL;
