@@ -108,6 +108,7 @@ static void decode_slot(pool *p, batch *b, int i)
 	image_opts io = { 0 };
 	int ow, oh;
 	size_t plane = (size_t)p->channels * (size_t)p->h * (size_t)p->w;
+	cull_err e;
 
 	sl->status = SK_OK;
 	if (!m) {
@@ -124,7 +125,8 @@ static void decode_slot(pool *p, batch *b, int i)
 	io.max_pixels = o->max_pixels;
 	io.strict = 1;
 	io.min_size = o->exact ? 0 : (o->resize > 0 ? o->resize : o->crop);
-	if (image_decode(&img, m->data, m->size, &io, sl->err, sizeof sl->err) != 0) {
+	if (image_decode(&img, m->data, m->size, &io, &e) != 0) {
+		snprintf(sl->err, sizeof sl->err, "%.*s", (int)sizeof sl->err - 1, e.msg);
 		sl->status = strstr(sl->err, "over the limit") ? SK_TOOBIG : SK_DECODE;
 		return;
 	}
@@ -559,7 +561,7 @@ int main(int argc, char **argv)
 					const wds_member *mm = wds_find(&cb->slots[i].s, o.image_field);
 					io.min_size = o.exact ? 0 : o.resize;
 					if (mm && mm->size && image_decode(&img, mm->data, mm->size, &io,
-					                                   NULL, 0) == 0) {
+					                                   NULL) == 0) {
 						preprocess_size(img.width, img.height, o.resize, 0, &p.w, &p.h);
 						image_free(&img);
 					}

@@ -338,6 +338,7 @@ static void prepare(const source *s, size_t idx, prepared *p)
 	unsigned char buf[CIFAR_PIXELS];
 	const unsigned char *pix;
 	int w, h, ch;
+	cull_err e;
 
 	memset(p, 0, sizeof *p);
 	p->key = make_key(s, idx);
@@ -385,9 +386,9 @@ static void prepare(const source *s, size_t idx, prepared *p)
 		p->cls = cifar_label(&s->batches[b], idx - s->batch_start[b]);
 		p->coarse = cifar_coarse(&s->batches[b], idx - s->batch_start[b]);
 	}
-	p->img = image_encode_jpeg(pix, w, h, ch, s->quality, &p->len, p->err, sizeof p->err);
+	p->img = image_encode_jpeg(pix, w, h, ch, s->quality, &p->len, &e);
 	if (!p->img)
-		die(EXIT_DATA, "sample %zu: %s", idx, p->err);
+		die(EXIT_DATA, "sample %zu: %s", idx, e.msg);
 }
 
 typedef struct {
