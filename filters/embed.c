@@ -272,17 +272,17 @@ static int meta_floats3(const st_file *f, const char *key, float *v)
 static void model_info_read(model_info *mi, const char *path, const char *want)
 {
 	st_file f;
-	char err[512];
+	cull_err e;
 	const char *sz;
 	int w, h;
 
 	memset(mi, 0, sizeof *mi);
-	if (st_load(&f, path, err, sizeof err) != 0)
-		die(access(path, R_OK) == 0 ? EXIT_DATA : EXIT_IO, "%s", err);
+	if (st_load(&f, path, &e) != 0)
+		die(access(path, R_OK) == 0 ? EXIT_DATA : EXIT_IO, "%s", e.msg);
 	/* with --arch the shapes need not fit a known model: conv1 still gives the rest */
-	if (nn_infer_arch(&f, mi->arch, sizeof mi->arch, &mi->in_ch, &mi->width, err,
-	                  sizeof err) != 0 && (!want || !mi->in_ch))
-		die(mi->in_ch ? EXIT_USAGE : EXIT_DATA, "%s: %s", path, err);
+	if (nn_infer_arch(&f, mi->arch, sizeof mi->arch, &mi->in_ch, &mi->width, &e) != 0 &&
+	    (!want || !mi->in_ch))
+		die(mi->in_ch ? EXIT_USAGE : EXIT_DATA, "%s: %s", path, e.msg);
 	if (want)
 		snprintf(mi->arch, sizeof mi->arch, "%s", want);
 	mi->have_mean = meta_floats3(&f, "mean", mi->mean);
@@ -460,7 +460,7 @@ static void progress(const stats *st, const wds_reader *r, int final)
 int main(int argc, char **argv)
 {
 	options o;
-	char err[512], *model_path;
+	char *model_path;
 	int in_ch, i, k, cur = 0, dim, show, imagenet, broken = 0, code;
 	const char *arch;
 	model_info mi;
@@ -489,8 +489,8 @@ int main(int argc, char **argv)
 	m = nn_create(arch, in_ch, mi.width, 0, 0);
 	if (!m)
 		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
-	if (nn_load(m, model_path, NN_LOAD_IGNORE_EXTRA, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
+	if (nn_load(m, model_path, NN_LOAD_IGNORE_EXTRA, &e) != 0)
+		die(EXIT_DATA, "%s", e.msg);
 	nn_set_threads(o.threads);
 	if (o.bf16)
 		nn_bf16_option();

@@ -225,7 +225,8 @@ static const char *fit(kmeans_file *kf, classes *cl)
 	kf->k = o.k;
 	kf->d = dim;
 	kf->c = xmalloc((size_t)o.k * dim * sizeof *kf->c);
-	kmeans_fit(kf->c, NULL, NULL, &res, x, nx, dim, &ko);
+	if (kmeans_fit(kf->c, NULL, NULL, &res, x, nx, dim, &ko, &e) < 0)
+		die_err(&e);
 	note("fit k=%d on %zu of %llu records (d=%d) in %d iterations, %.2fs: objective %.6f "
 	     "(mean 1 - cos)%s", o.k, nx, (unsigned long long)seen, dim, res.iters,
 	     now_seconds() - t0, res.objective, res.reseeded ? ", empty clusters re-seeded" : "");
@@ -242,8 +243,8 @@ static const char *fit(kmeans_file *kf, classes *cl)
 			kf->class_means[i * dim + j] = (float)cl->sum[i * dim + j];
 	}
 	kmeans_normalize(kf->class_means, cl->n, dim);
-	if (o.save)
-		kmeans_save(o.save, kf);
+	if (o.save && kmeans_save(o.save, kf, &e) < 0)
+		die_err(&e);
 	return regular ? o.input : spool_path;
 }
 
@@ -450,6 +451,7 @@ int main(int argc, char **argv)
 	int c, k_set = 0;
 	uint64_t total;
 	double t0 = now_seconds();
+	cull_err e;
 
 	nn_exec_passive(argv);
 	cull_init(argv[0]);
@@ -497,7 +499,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (o.centroids) {
-		kmeans_load(&kf, o.centroids);
+		if (kmeans_load(&kf, o.centroids, &e) < 0)
+			die_err(&e);
 		for (size_t i = 0; i < kf.nclasses; i++)
 			cls_add(&cl, kf.classes[i], kf.d);
 		path = o.input;

@@ -1,6 +1,5 @@
 /* safetensors reading and writing with a minimal JSON header parser and writer. */
 #include "safetensors.h"
-#include "io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -39,18 +38,20 @@ int64_t st_numel(const st_entry *e)
 
 typedef struct {
 	const char *s, *end;
-	char *err;
-	size_t errlen;
+	cull_err *e;
 	int failed;
 } parser;
+
+static int fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int fail(parser *p, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!p->failed) {
+	if (!p->failed && p->e) {
+		p->e->code = EXIT_DATA;
 		va_start(ap, fmt);
-		vsnprintf(p->err, p->errlen, fmt, ap);
+		vsnprintf(p->e->msg, sizeof p->e->msg, fmt, ap);
 		va_end(ap);
 	}
 	p->failed = 1;
@@ -317,25 +318,22 @@ static int parse_entry(parser *p, st_entry *e)
 	return 0;
 }
 
-int st_parse(st_file *f, unsigned char *buf, size_t size, char *err, size_t errlen)
+int st_parse(st_file *f, unsigned char *buf, size_t size, cull_err *e)
 {
-	parser p = { .err = err, .errlen = errlen };
+	parser p = { .e = e };
 	uint64_t hlen = 0;
 	size_t cap = 0;
 
 	memset(f, 0, sizeof(*f));
 	f->buf = buf;
 	f->size = size;
-	if (size < 8) {
-		snprintf(err, errlen, "file too short for a safetensors header");
-		return -1;
-	}
+	if (size < 8)
+		return cull_err_set(e, EXIT_DATA, "file too short for a safetensors header");
 	for (int i = 7; i >= 0; i--)
 		hlen = hlen << 8 | buf[i];
-	if (hlen > size - 8) {
-		snprintf(err, errlen, "header length %llu past the end of the file", (unsigned long long)hlen);
-		return -1;
-	}
+	if (hlen > size - 8)
+		return cull_err_set(e, EXIT_DATA, "header length %llu past the end of the file",
+		                    (unsigned long long)hlen);
 	p.s = (const char *)buf + 8;
 	p.end = p.s + hlen;
 	f->data = buf + 8 + hlen;
@@ -382,18 +380,16 @@ int st_parse(st_file *f, unsigned char *buf, size_t size, char *err, size_t errl
 	}
 }
 
-int st_load(st_file *f, const char *path, char *err, size_t errlen)
+int st_load(st_file *f, const char *path, cull_err *e)
 {
 	FILE *fp = fopen(path, "rb");
 	unsigned char *buf = NULL;
 	size_t n = 0, cap = 0, r;
-	char sub[200];
+	cull_err sub;
 
 	memset(f, 0, sizeof(*f));
-	if (!fp) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
+	if (!fp)
+		return cull_err_set(e, EXIT_IO, "%s: %s", path, strerror(errno));
 	do {
 		if (cap - n < 1 << 20)
 			buf = xrealloc(buf, cap = cap ? 2 * cap : 1 << 22);
@@ -401,14 +397,15 @@ int st_load(st_file *f, const char *path, char *err, size_t errlen)
 		n += r;
 	} while (r > 0);
 	if (ferror(fp)) {
-		snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+		cull_err_set(e, EXIT_IO, "%s: read error: %s", path, strerror(errno));
 		fclose(fp);
 		free(buf);
 		return -1;
 	}
 	fclose(fp);
-	if (st_parse(f, buf, n, sub, sizeof(sub)) < 0) {
-		snprintf(err, errlen, "%s: %s", path, sub);
+	if (st_parse(f, buf, n, &sub) < 0) {
+		/* the reason is cut at 199 bytes, as it always was */
+		cull_err_set(e, EXIT_DATA, "%s: %.199s", path, sub.msg);
 		st_free(f);
 		return -1;
 	}
@@ -513,6 +510,7 @@ struct st_writer {
 	size_t n, cap;
 	char **meta;      /* key, value pairs */
 	size_t nmeta;
+	cull_err err;     /* a tensor st_add could not take; st_write reports it */
 };
 
 st_writer *st_writer_new(void)
@@ -523,8 +521,12 @@ st_writer *st_writer_new(void)
 void st_add(st_writer *w, const char *name, int dtype, int ndim, const int64_t *shape,
             const void *data)
 {
-	if (ndim > ST_MAXDIM)
-		die(EXIT_DATA, "tensor %s: %d dimensions (at most %d)", name, ndim, ST_MAXDIM);
+	if (ndim > ST_MAXDIM) {
+		if (!w->err.code)
+			cull_err_set(&w->err, EXIT_DATA, "tensor %s: %d dimensions (at most %d)", name,
+			             ndim, ST_MAXDIM);
+		return;
+	}
 	if (w->n == w->cap)
 		w->it = xreallocarray(w->it, w->cap = w->cap ? 2 * w->cap : 64, sizeof(st_item));
 	st_item *t = &w->it[w->n++];
@@ -578,62 +580,97 @@ static void put_str(sbuf *b, const char *s)
 	put(b, "\"");
 }
 
-void st_write(st_writer *w, const char *path)
+static void writer_free(st_writer *w)
 {
-	sbuf h = { 0 };
-	size_t off = 0;
-	FILE *f;
-	const char *name = io_name(path, 1);
-	unsigned char len[8];
-
-	put(&h, "{");
-	if (w->nmeta) {
-		put(&h, "\"__metadata__\":{");
-		for (size_t i = 0; i < w->nmeta; i++) {
-			put(&h, i ? "," : "");
-			put_str(&h, w->meta[2 * i]);
-			put(&h, ":");
-			put_str(&h, w->meta[2 * i + 1]);
-		}
-		put(&h, "}");
-	}
-	for (size_t i = 0; i < w->n; i++) {
-		st_item *t = &w->it[i];
-		int64_t numel = 1;
-		put(&h, i || w->nmeta ? "," : "");
-		put_str(&h, t->name);
-		put(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_names[t->dtype]);
-		for (int d = 0; d < t->ndim; d++) {
-			put(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-			numel *= t->shape[d];
-		}
-		size_t bytes = (size_t)numel * dtype_sizes[t->dtype];
-		put(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
-		off += bytes;
-	}
-	put(&h, "}");
-	while (h.n % 8)          /* pad the header with spaces to keep the data aligned */
-		put(&h, " ");
-	for (int i = 0; i < 8; i++)
-		len[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
-	f = xfopen(path, "wb");
-	xfwrite(len, 8, f, name);
-	xfwrite(h.s, h.n, f, name);
-	for (size_t i = 0; i < w->n; i++) {
-		st_item *t = &w->it[i];
-		int64_t numel = 1;
-		for (int d = 0; d < t->ndim; d++)
-			numel *= t->shape[d];
-		if (numel)
-			xfwrite(t->data, (size_t)numel * dtype_sizes[t->dtype], f, name);
-	}
-	xfclose(f, name);
 	for (size_t i = 0; i < w->n; i++)
 		free(w->it[i].name);
 	for (size_t i = 0; i < 2 * w->nmeta; i++)
 		free(w->meta[i]);
 	free(w->meta);
 	free(w->it);
-	free(h.s);
 	free(w);
+}
+
+/* The JSON header, padded with spaces to a multiple of 8 bytes. */
+static void header(sbuf *h, const st_writer *w)
+{
+	size_t off = 0;
+
+	put(h, "{");
+	if (w->nmeta) {
+		put(h, "\"__metadata__\":{");
+		for (size_t i = 0; i < w->nmeta; i++) {
+			put(h, i ? "," : "");
+			put_str(h, w->meta[2 * i]);
+			put(h, ":");
+			put_str(h, w->meta[2 * i + 1]);
+		}
+		put(h, "}");
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		const st_item *t = &w->it[i];
+		int64_t numel = 1;
+		put(h, i || w->nmeta ? "," : "");
+		put_str(h, t->name);
+		put(h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_names[t->dtype]);
+		for (int d = 0; d < t->ndim; d++) {
+			put(h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+			numel *= t->shape[d];
+		}
+		size_t bytes = (size_t)numel * dtype_sizes[t->dtype];
+		put(h, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
+		off += bytes;
+	}
+	put(h, "}");
+	while (h->n % 8)          /* pad the header with spaces to keep the data aligned */
+		put(h, " ");
+}
+
+/* The 8-byte length, the header and the tensors to f: 0 or -1. */
+static int write_all(FILE *f, const char *name, const st_writer *w, const sbuf *h, cull_err *e)
+{
+	unsigned char len[8];
+
+	for (int i = 0; i < 8; i++)
+		len[i] = (unsigned char)((uint64_t)h->n >> (8 * i));
+	if (cull_fwrite(len, 8, f, name, e) < 0 || cull_fwrite(h->s, h->n, f, name, e) < 0)
+		return -1;
+	for (size_t i = 0; i < w->n; i++) {
+		const st_item *t = &w->it[i];
+		int64_t numel = 1;
+		for (int d = 0; d < t->ndim; d++)
+			numel *= t->shape[d];
+		if (numel && cull_fwrite(t->data, (size_t)numel * dtype_sizes[t->dtype], f, name,
+		                         e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int st_write(st_writer *w, const char *path, cull_err *e)
+{
+	const char *name = io_name(path, 1);
+	sbuf h = { 0 };
+	FILE *f;
+	int rc = -1;
+
+	if (w->err.code) {
+		if (e)
+			*e = w->err;
+		writer_free(w);
+		return -1;
+	}
+	header(&h, w);
+	if ((f = cull_fopen(path, "wb", e))) {
+		rc = write_all(f, name, w, &h, e);
+		if (rc < 0) {
+			if (f != stdout)
+				fclose(f);
+		} else {
+			rc = cull_fclose(f, name, e);
+		}
+	}
+	writer_free(w);
+	free(h.s);
+	return rc;
 }

@@ -555,22 +555,23 @@ static const char *tta_text(const eval_result *r)
 static nn_model *model_from_file(options *o, const char *path, const char *want, int encoder)
 {
 	st_file f;
-	char err[512], arch[32];
+	char arch[32];
+	cull_err e;
 	const st_entry *c1, *fc;
 	const char *ms;
 	int in_ch, w, h;
 	double width;
 	nn_model *m;
 
-	if (st_load(&f, path, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
+	if (st_load(&f, path, &e) != 0)
+		die(EXIT_DATA, "%s", e.msg);
 	c1 = st_find(&f, "conv1.weight");
 	fc = st_find(&f, "fc.weight");
 	if (!c1 || c1->ndim != 4 || (!encoder && (!fc || fc->ndim != 2)))
 		die(EXIT_DATA, "%s: no conv1.weight or fc.weight: not a torchvision ResNet %s", path,
 		    encoder ? "encoder" : "classifier (for an encoder use --knn-eval)");
-	if (nn_infer_arch(&f, arch, sizeof arch, &in_ch, &width, err, sizeof err) != 0 && !want)
-		die(EXIT_USAGE, "%s: %s", path, err);
+	if (nn_infer_arch(&f, arch, sizeof arch, &in_ch, &width, &e) != 0 && !want)
+		die(EXIT_USAGE, "%s: %s", path, e.msg);
 	if (want)
 		snprintf(arch, sizeof arch, "%s", want);
 	if (!o->have_mean && (ms = st_meta_get(&f, "mean")) &&
@@ -587,8 +588,8 @@ static nn_model *model_from_file(options *o, const char *path, const char *want,
 	st_free(&f);
 	if (!m)
 		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
-	if (nn_load(m, path, encoder ? NN_LOAD_IGNORE_EXTRA : 0, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
+	if (nn_load(m, path, encoder ? NN_LOAD_IGNORE_EXTRA : 0, &e) != 0)
+		die(EXIT_DATA, "%s", e.msg);
 	return m;
 }
 
