@@ -25,13 +25,10 @@ $(FUZZ_DIR)/libcullformats.a: $(FUZZ_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 # exit() is wrapped (tests/fuzz/fuzz.h) so that a fatal bad-input message returns to the
-# harness; the JSON harness compiles filters/json.c in, its main renamed.
+# harness.
 $(FUZZ_DIR)/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libcullformats.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE -fsanitize=fuzzer -Wl,--wrap=exit \
 	  -o $@ $< $(FUZZ_DIR)/libcullformats.a $(PKG_LIBS) -lm -pthread
-
-$(FUZZ_DIR)/json: filters/json.c
-$(FUZZ_DIR)/json: FUZZ_CFLAGS += -Dmain=cull_json_main
 
 fuzz-build: $(FUZZ_BINS)
 
