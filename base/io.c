@@ -60,6 +60,34 @@ void note(const char *fmt, ...)
 	va_end(ap);
 }
 
+int cull_err_set(cull_err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e) {
+		e->code = code;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+void die_err(const cull_err *e)
+{
+	die(e->code, "%s", e->msg);
+}
+
+void die_nomem(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+	exit(EXIT_NOMEM);
+}
+
 static void *oom(size_t n)
 {
 	die(EXIT_NOMEM, "out of memory allocating %zu bytes", n);
@@ -84,6 +112,15 @@ void *xrealloc(void *p, size_t n)
 	void *q = realloc(p, n ? n : 1);
 
 	return q ? q : oom(n);
+}
+
+void *cull_realloc(void *p, size_t n, cull_err *e)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		cull_err_set(e, EXIT_NOMEM, "out of memory allocating %zu bytes", n);
+	return q;
 }
 
 void *xreallocarray(void *p, size_t n, size_t size)
@@ -132,7 +169,7 @@ const char *io_name(const char *path, int output)
 	return path;
 }
 
-FILE *xfopen(const char *path, const char *mode)
+FILE *cull_fopen(const char *path, const char *mode, cull_err *e)
 {
 	FILE *f;
 	int output = mode[0] != 'r';
@@ -141,19 +178,46 @@ FILE *xfopen(const char *path, const char *mode)
 		return output ? stdout : stdin;
 	f = fopen(path, mode);
 	if (!f)
-		die(EXIT_IO, "%s: %s", path, strerror(errno));
+		cull_err_set(e, EXIT_IO, "%s: %s", path, strerror(errno));
 	return f;
+}
+
+FILE *xfopen(const char *path, const char *mode)
+{
+	cull_err e;
+	FILE *f = cull_fopen(path, mode, &e);
+
+	if (!f)
+		die_err(&e);
+	return f;
+}
+
+/* A failed write to `name`, from errno (EPIPE and ENOSPC by name). */
+static int write_error(const char *name, cull_err *e)
+{
+	int n = errno;
+
+	if (n == EPIPE)
+		return cull_err_set(e, EXIT_IO, "%s: broken pipe (the reader went away)", name);
+	if (n == ENOSPC)
+		return cull_err_set(e, EXIT_IO, "%s: no space left on device", name);
+	return cull_err_set(e, EXIT_IO, "%s: write error: %s", name,
+	                    n ? strerror(n) : "unknown error");
 }
 
 void die_write(const char *name)
 {
-	int e = errno;
+	cull_err e;
 
-	if (e == EPIPE)
-		die(EXIT_IO, "%s: broken pipe (the reader went away)", name);
-	if (e == ENOSPC)
-		die(EXIT_IO, "%s: no space left on device", name);
-	die(EXIT_IO, "%s: write error: %s", name, e ? strerror(e) : "unknown error");
+	write_error(name, &e);
+	die_err(&e);
+}
+
+int cull_fwrite(const void *buf, size_t n, FILE *f, const char *name, cull_err *e)
+{
+	if (n && fwrite(buf, 1, n, f) != n)
+		return write_error(name, e);
+	return 0;
 }
 
 void xfwrite(const void *buf, size_t n, FILE *f, const char *name)
@@ -162,15 +226,24 @@ void xfwrite(const void *buf, size_t n, FILE *f, const char *name)
 		die_write(name);
 }
 
-void xfclose(FILE *f, const char *name)
+int cull_fclose(FILE *f, const char *name, cull_err *e)
 {
 	errno = 0;
 	if (fflush(f) != 0 || ferror(f))
-		die_write(name);
+		return write_error(name, e);
 	if (f == stdin)
-		return;
+		return 0;
 	if (fclose(f) != 0)
-		die_write(name);
+		return write_error(name, e);
+	return 0;
+}
+
+void xfclose(FILE *f, const char *name)
+{
+	cull_err e;
+
+	if (cull_fclose(f, name, &e) < 0)
+		die_err(&e);
 }
 
 int is_replaceable(const char *path)
@@ -182,21 +255,23 @@ int is_replaceable(const char *path)
 	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
 }
 
-static void fsync_path(const char *path, int dir)
+static int fsync_path(const char *path, int dir, cull_err *e)
 {
 	int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
 
 	if (fd < 0) {
 		if (dir)
-			return;      /* best effort for the directory */
-		die(EXIT_IO, "%s: %s", path, strerror(errno));
+			return 0;    /* best effort for the directory */
+		return cull_err_set(e, EXIT_IO, "%s: %s", path, strerror(errno));
 	}
 	if (fsync(fd) != 0 && !dir) {
-		int e = errno;
+		int n = errno;
+		close(fd);
 		unlink(path);
-		die(EXIT_IO, "%s: fsync: %s", path, strerror(e));
+		return cull_err_set(e, EXIT_IO, "%s: fsync: %s", path, strerror(n));
 	}
 	close(fd);
+	return 0;
 }
 
 /* The temporary files being written, removed at exit unless committed. */
@@ -234,19 +309,30 @@ static void forget_temp(const char *tmp)
 		}
 }
 
-void commit_file(const char *tmp, const char *path)
+int cull_commit_file(const char *tmp, const char *path, cull_err *e)
 {
-	char *copy = xstrdup(path);
+	char *copy;
 
-	fsync_path(tmp, 0);
+	if (fsync_path(tmp, 0, e) < 0)
+		return -1;
 	if (rename(tmp, path) != 0) {
-		int e = errno;
+		int n = errno;
 		unlink(tmp);
-		die(EXIT_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+		return cull_err_set(e, EXIT_IO, "cannot rename %s to %s: %s", tmp, path, strerror(n));
 	}
 	forget_temp(tmp);
-	fsync_path(dirname(copy), 1);
+	copy = xstrdup(path);
+	fsync_path(dirname(copy), 1, NULL);
 	free(copy);
+	return 0;
+}
+
+void commit_file(const char *tmp, const char *path)
+{
+	cull_err e;
+
+	if (cull_commit_file(tmp, path, &e) < 0)
+		die_err(&e);
 }
 
 unsigned char *read_file(const char *path, size_t *len)

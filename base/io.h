@@ -26,13 +26,40 @@ extern const char *progname;     /* set by cull_init() */
 /* Set progname from argv[0] and restore SIGPIPE's default; call first in main(). */
 void cull_init(const char *argv0);
 
-/* "prog: message" on stderr and exit(code). exit() flushes what was written before. */
+/* "prog: message" on stderr and exit(code). exit() flushes what was written before.
+ * For programs: code in formats/ and nn/ reports a cull_err instead (below). */
 void die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 /* "prog: warning: message" on stderr. */
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "prog: message" on stderr, no prefix word. */
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Libraries report, programs decide (STYLE.md 11). A function in formats/ or nn/ that can
+ * fail returns -1 (or NULL) and fills a cull_err: the exit status a program would end
+ * with (EXIT_DATA, EXIT_IO, ...) and one line of text, without the program's name. A
+ * stateless call takes a cull_err * (NULL: the caller wants no message); a stateful
+ * reader keeps one inside and exposes it (rec_error()). A program passes it to die_err(),
+ * or words it as a warning and goes on; only programs (filters/, trainer/, theory/,
+ * tests/, bench/) call die() or exit().
+ * The one exception is memory: xmalloc and friends below, and die_nomem() where a
+ * library's own allocator fails, end the program from anywhere, libraries included.
+ */
+typedef struct {
+	int code;          /* EXIT_*; 0 while there is no error */
+	char msg[1024];    /* one line, cut at 1023 bytes */
+} cull_err;
+
+/* Fill e (when not NULL) and return -1, so a library can `return cull_err_set(...)`. */
+int cull_err_set(cull_err *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* die(e->code, "%s", e->msg). */
+void die_err(const cull_err *e) __attribute__((noreturn));
+/* "prog: message" and EXIT_NOMEM: an allocation that failed outside xmalloc (msgpack-c's,
+ * libarchive's). Fatal from a library too, like xmalloc. */
+void die_nomem(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* Allocation that dies with EXIT_NOMEM on failure, from programs and libraries alike. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
@@ -42,6 +69,9 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* asprintf that dies on failure. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* realloc that reports instead: NULL and xrealloc's message (EXIT_NOMEM) in e, p kept.
+ * For a buffer whose size the input decides (a decompressed file), which a library grows. */
+void *cull_realloc(void *p, size_t n, cull_err *e);
 
 /* Open a file; NULL or "-" means stdin/stdout. Dies with EXIT_IO naming the path. */
 FILE *xfopen(const char *path, const char *mode);
@@ -54,6 +84,12 @@ void xfclose(FILE *f, const char *name);
 /* Die on a failed write to `name`, reporting errno (EPIPE and ENOSPC by name). */
 void die_write(const char *name) __attribute__((noreturn));
 
+/* The same three for libraries: -1 (or NULL) with the message the x version would die
+ * with, and EXIT_IO, in e. */
+FILE *cull_fopen(const char *path, const char *mode, cull_err *e);
+int cull_fwrite(const void *buf, size_t n, FILE *f, const char *name, cull_err *e);
+int cull_fclose(FILE *f, const char *name, cull_err *e);
+
 /* Whether path may be replaced by a temporary file and rename: absent or a regular file
  * (not "-", nor a device such as /dev/full or a FIFO, which are written in place). */
 int is_replaceable(const char *path);
@@ -63,6 +99,8 @@ char *temp_path(const char *path);
 /* Move tmp over path once its bytes are on disk, then sync the directory entry. Dies with
  * EXIT_IO (removing tmp) on failure; path is then left as it was. */
 void commit_file(const char *tmp, const char *path);
+/* commit_file for libraries: -1 and the message in e instead of dying. */
+int cull_commit_file(const char *tmp, const char *path, cull_err *e);
 
 /* Read a whole file (or stdin) into memory; dies on error. */
 unsigned char *read_file(const char *path, size_t *len);

@@ -109,6 +109,7 @@ static void decode_slot(pool *p, batch *b, int i)
 	image_opts io = { 0 };
 	int ow, oh;
 	size_t plane = (size_t)p->channels * (size_t)p->h * (size_t)p->w;
+	cull_err e;
 
 	sl->status = SK_OK;
 	if (!m) {
@@ -125,7 +126,8 @@ static void decode_slot(pool *p, batch *b, int i)
 	io.max_pixels = o->max_pixels;
 	io.strict = 1;
 	io.min_size = o->exact ? 0 : (o->resize > 0 ? o->resize : o->crop);
-	if (image_decode(&img, m->data, m->size, &io, sl->err, sizeof sl->err) != 0) {
+	if (image_decode(&img, m->data, m->size, &io, &e) != 0) {
+		snprintf(sl->err, sizeof sl->err, "%.*s", (int)sizeof sl->err - 1, e.msg);
 		sl->status = strstr(sl->err, "over the limit") ? SK_TOOBIG : SK_DECODE;
 		return;
 	}
@@ -271,17 +273,17 @@ static int meta_floats3(const st_file *f, const char *key, float *v)
 static void model_info_read(model_info *mi, const char *path, const char *want)
 {
 	st_file f;
-	char err[512];
+	cull_err e;
 	const char *sz;
 	int w, h;
 
 	memset(mi, 0, sizeof *mi);
-	if (st_load(&f, path, err, sizeof err) != 0)
-		die(access(path, R_OK) == 0 ? EXIT_DATA : EXIT_IO, "%s", err);
+	if (st_load(&f, path, &e) != 0)
+		die(access(path, R_OK) == 0 ? EXIT_DATA : EXIT_IO, "%s", e.msg);
 	/* with --arch the shapes need not fit a known model: conv1 still gives the rest */
-	if (nn_infer_arch(&f, mi->arch, sizeof mi->arch, &mi->in_ch, &mi->width, err,
-	                  sizeof err) != 0 && (!want || !mi->in_ch))
-		die(mi->in_ch ? EXIT_USAGE : EXIT_DATA, "%s: %s", path, err);
+	if (nn_infer_arch(&f, mi->arch, sizeof mi->arch, &mi->in_ch, &mi->width, &e) != 0 &&
+	    (!want || !mi->in_ch))
+		die(mi->in_ch ? EXIT_USAGE : EXIT_DATA, "%s: %s", path, e.msg);
 	if (want)
 		snprintf(mi->arch, sizeof mi->arch, "%s", want);
 	mi->have_mean = meta_floats3(&f, "mean", mi->mean);
@@ -459,7 +461,7 @@ static void progress(const stats *st, const wds_reader *r, int final)
 int main(int argc, char **argv)
 {
 	options o;
-	char err[512], *model_path;
+	char *model_path;
 	int in_ch, i, k, cur = 0, dim, show, imagenet, broken = 0, code;
 	const char *arch;
 	model_info mi;
@@ -469,6 +471,7 @@ int main(int argc, char **argv)
 	wds_options wo = { 0 };
 	wds_reader *r;
 	rec_writer *w;
+	cull_err e;
 	record rec;
 	stats st = { 0 };
 	float *emb, norm;
@@ -487,8 +490,8 @@ int main(int argc, char **argv)
 	m = nn_create(arch, in_ch, mi.width, 0, 0);
 	if (!m)
 		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
-	if (nn_load(m, model_path, NN_LOAD_IGNORE_EXTRA, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
+	if (nn_load(m, model_path, NN_LOAD_IGNORE_EXTRA, &e) != 0)
+		die(EXIT_DATA, "%s", e.msg);
 	nn_set_threads(o.threads);
 	if (o.bf16)
 		nn_bf16_option();
@@ -530,7 +533,8 @@ int main(int argc, char **argv)
 	for (i = optind; i < argc; i++)
 		if (strcmp(argv[i], "-") && stat(argv[i], &sb) == 0)
 			st.total_bytes += (uint64_t)sb.st_size;
-	w = rec_writer_open("-");
+	if (!(w = rec_writer_open("-", &e)))
+		die_err(&e);
 	rec_init(&rec);
 	show = !o.quiet && stderr_is_tty();
 	st.t0 = st.last = now_seconds();
@@ -559,7 +563,7 @@ int main(int argc, char **argv)
 					const wds_member *mm = wds_find(&cb->slots[i].s, o.image_field);
 					io.min_size = o.exact ? 0 : o.resize;
 					if (mm && mm->size && image_decode(&img, mm->data, mm->size, &io,
-					                                   NULL, 0) == 0) {
+					                                   NULL) == 0) {
 						preprocess_size(img.width, img.height, o.resize, 0, &p.w, &p.h);
 						image_free(&img);
 					}
@@ -608,7 +612,8 @@ int main(int argc, char **argv)
 				st.skipped[sl->status]++;
 				warn("%s: %s: skipped: %s", sl->s.source, sl->s.key, sl->err);
 				if (o.strict) {
-					rec_writer_close(w);
+					if (rec_writer_close(w, &e) < 0)
+						die_err(&e);
 					die(EXIT_SKIP, "--strict: stopping at the first skipped sample");
 				}
 				continue;
@@ -630,7 +635,8 @@ int main(int argc, char **argv)
 			rec_set_floats(&rec, "emb", emb, (size_t)dim);
 			if (*o.carry)
 				carry_fields(&rec, &sl->s, o.carry);
-			rec_write(w, &rec);
+			if (rec_write(w, &rec) < 0)
+				die_err(rec_writer_error(w));
 			st.embedded++;
 		}
 		if (show && now_seconds() - st.last > 0.5) {
@@ -643,7 +649,8 @@ int main(int argc, char **argv)
 		if (b[cur].n == 0)
 			break;
 	}
-	rec_writer_close(w);
+	if (rec_writer_close(w, &e) < 0)
+		die_err(&e);
 	if (show)
 		progress(&st, r, 1);
 	if (broken) {

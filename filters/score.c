@@ -153,7 +153,8 @@ static const char *fit(kmeans_file *kf, classes *cl)
 	struct stat st;
 	int regular = o.input && strcmp(o.input, "-") != 0 && stat(o.input, &st) == 0 &&
 	              S_ISREG(st.st_mode);
-	rec_reader *rd = rec_open(o.input);
+	cull_err e;
+	rec_reader *rd = rec_open(o.input, &e);
 	rec_writer *sp = NULL;
 	uint64_t rng = o.seed ^ 0x73636f7265ULL, seen = 0;
 	size_t cap = 0, nx = 0, i;
@@ -164,7 +165,10 @@ static const char *fit(kmeans_file *kf, classes *cl)
 	record r;
 	int64_t c;
 	double t0 = now_seconds();
+	int rc;
 
+	if (!rd)
+		die_err(&e);
 	if (!regular && !o.fit_only) {
 		const char *tmp = getenv("TMPDIR");
 		int fd;
@@ -174,17 +178,18 @@ static const char *fit(kmeans_file *kf, classes *cl)
 			die(EXIT_IO, "cannot create a spool file in %s", tmp && *tmp ? tmp : "/tmp");
 		close(fd);
 		atexit(remove_spool);
-		sp = rec_writer_open(spool_path);
+		if (!(sp = rec_writer_open(spool_path, &e)))
+			die_err(&e);
 	}
 	rec_init(&r);
-	while (rec_next(rd, &r)) {
+	while ((rc = rec_next(rd, &r)) > 0) {
 		if (!dim) {
 			dim = first_dim(&r, rd);
 			row = xmalloc((size_t)dim * sizeof *row);
 		}
 		get_emb(row, &r, rd);
-		if (sp)
-			rec_write(sp, &r);
+		if (sp && rec_write(sp, &r) < 0)
+			die_err(rec_writer_error(sp));
 		if (rec_get_int(&r, "cls", &c)) {
 			size_t ci = cls_add(cl, c, dim);
 			double *s = cl->sum + ci * (size_t)dim;
@@ -207,10 +212,12 @@ static const char *fit(kmeans_file *kf, classes *cl)
 		}
 		memcpy(x + i * (size_t)dim, row, (size_t)dim * sizeof *x);
 	}
+	if (rc < 0)
+		die_err(rec_error(rd));
 	rec_close(rd);
 	rec_free(&r);
-	if (sp)
-		rec_writer_close(sp);
+	if (sp && rec_writer_close(sp, &e) < 0)
+		die_err(&e);
 	if (seen == 0)
 		die(EXIT_DATA, "%s: no records to fit", io_name(o.input, 0));
 	if ((size_t)o.k > nx)
@@ -218,7 +225,8 @@ static const char *fit(kmeans_file *kf, classes *cl)
 	kf->k = o.k;
 	kf->d = dim;
 	kf->c = xmalloc((size_t)o.k * dim * sizeof *kf->c);
-	kmeans_fit(kf->c, NULL, NULL, &res, x, nx, dim, &ko);
+	if (kmeans_fit(kf->c, NULL, NULL, &res, x, nx, dim, &ko, &e) < 0)
+		die_err(&e);
 	note("fit k=%d on %zu of %llu records (d=%d) in %d iterations, %.2fs: objective %.6f "
 	     "(mean 1 - cos)%s", o.k, nx, (unsigned long long)seen, dim, res.iters,
 	     now_seconds() - t0, res.objective, res.reseeded ? ", empty clusters re-seeded" : "");
@@ -235,8 +243,8 @@ static const char *fit(kmeans_file *kf, classes *cl)
 			kf->class_means[i * dim + j] = (float)cl->sum[i * dim + j];
 	}
 	kmeans_normalize(kf->class_means, cl->n, dim);
-	if (o.save)
-		kmeans_save(o.save, kf);
+	if (o.save && kmeans_save(o.save, kf, &e) < 0)
+		die_err(&e);
 	return regular ? o.input : spool_path;
 }
 
@@ -329,7 +337,8 @@ static void flush(record *batch, float *x, size_t m)
 			rec_del(r, o.field);
 		S.size[a[i]]++;
 		S.dist[a[i]] += proto;
-		rec_write(S.w, r);
+		if (rec_write(S.w, r) < 0)
+			die_err(rec_writer_error(S.w));
 	}
 	free(a);
 	free(sim);
@@ -337,14 +346,18 @@ static void flush(record *batch, float *x, size_t m)
 
 static uint64_t score(const char *path, const kmeans_file *kf, const classes *cl)
 {
-	rec_reader *rd = rec_open(path);
+	cull_err e;
+	rec_reader *rd = rec_open(path, &e);
 	/* records scored at once: enough sgemm blocks of 1024 rows for every thread */
 	size_t nb = (size_t)kmeans_threads() * 1024 < 4096 ? 4096 : (size_t)kmeans_threads() * 1024;
 	record *batch = xmalloc(nb * sizeof *batch);
 	float *x = NULL;
 	size_t m = 0;
 	uint64_t total = 0;
+	int rc;
 
+	if (!rd)
+		die_err(&e);
 	zero_rows = 0;      /* counted again in this pass */
 	S.kf = kf;
 	S.cl = cl;
@@ -354,12 +367,13 @@ static uint64_t score(const char *path, const kmeans_file *kf, const classes *cl
 	S.dist = xcalloc((size_t)kf->k, sizeof *S.dist);
 	if (o.dedup >= 0)
 		S.kept = xcalloc((size_t)kf->k, sizeof *S.kept);
-	S.w = rec_writer_open("-");
+	if (!(S.w = rec_writer_open("-", &e)))
+		die_err(&e);
 	dim = kf->d;
 	x = xmalloc(nb * dim * sizeof *x);
 	for (size_t i = 0; i < nb; i++)
 		rec_init(&batch[i]);
-	while (rec_next(rd, &batch[m])) {
+	while ((rc = rec_next(rd, &batch[m])) > 0) {
 		get_emb(x + m * (size_t)dim, &batch[m], rd);
 		total++;
 		if (++m == nb) {
@@ -367,10 +381,13 @@ static uint64_t score(const char *path, const kmeans_file *kf, const classes *cl
 			m = 0;
 		}
 	}
+	if (rc < 0)
+		die_err(rec_error(rd));
 	if (m)
 		flush(batch, x, m);
 	rec_close(rd);
-	rec_writer_close(S.w);
+	if (rec_writer_close(S.w, &e) < 0)
+		die_err(&e);
 	for (size_t i = 0; i < nb; i++)
 		rec_free(&batch[i]);
 	free(batch);
@@ -380,10 +397,13 @@ static uint64_t score(const char *path, const kmeans_file *kf, const classes *cl
 
 static void write_stats(const kmeans_file *kf)
 {
-	rec_writer *w = rec_writer_open(o.stats);
+	cull_err e;
+	rec_writer *w = rec_writer_open(o.stats, &e);
 	record r;
 	char key[32];
 
+	if (!w)
+		die_err(&e);
 	rec_init(&r);
 	for (int j = 0; j < kf->k; j++) {
 		rec_clear(&r);
@@ -393,9 +413,11 @@ static void write_stats(const kmeans_file *kf)
 		rec_set_int(&r, "size", (int64_t)S.size[j]);
 		rec_set_float(&r, "mean_dist", S.size[j] ? S.dist[j] / (double)S.size[j] : 0);
 		rec_set_float(&r, "sep", S.sep[j]);
-		rec_write(w, &r);
+		if (rec_write(w, &r) < 0)
+			die_err(rec_writer_error(w));
 	}
-	rec_writer_close(w);
+	if (rec_writer_close(w, &e) < 0)
+		die_err(&e);
 	rec_free(&r);
 }
 
@@ -429,6 +451,7 @@ int main(int argc, char **argv)
 	int c, k_set = 0;
 	uint64_t total;
 	double t0 = now_seconds();
+	cull_err e;
 
 	nn_exec_passive(argv);
 	cull_init(argv[0]);
@@ -476,7 +499,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (o.centroids) {
-		kmeans_load(&kf, o.centroids);
+		if (kmeans_load(&kf, o.centroids, &e) < 0)
+			die_err(&e);
 		for (size_t i = 0; i < kf.nclasses; i++)
 			cls_add(&cl, kf.classes[i], kf.d);
 		path = o.input;

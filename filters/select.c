@@ -131,13 +131,17 @@ static void need(int ok, const record *r, rec_reader *rd, const char *field, con
 
 static void read_records(void)
 {
-	rec_reader *rd = rec_open(o.records);
+	cull_err e;
+	rec_reader *rd = rec_open(o.records, &e);
 	record r;
 	int64_t dup;
+	int rc;
 
+	if (!rd)
+		die_err(&e);
 	source = xstrdup(rec_source(rd));
 	rec_init(&r);
-	while (rec_next(rd, &r)) {
+	while ((rc = rec_next(rd, &r)) > 0) {
 		item *p;
 		unsigned char *packed;
 		uint64_t st;
@@ -188,6 +192,8 @@ static void read_records(void)
 		free(packed);
 		n_items++;
 	}
+	if (rc < 0)
+		die_err(rec_error(rd));
 	rec_close(rd);
 	rec_free(&r);
 }
@@ -463,10 +469,13 @@ static void save_cuts(size_t kept)
 	group *gr = groups(&gx, &ng);
 	/* atomically: a failed write leaves an older thresholds file whole */
 	char *tmp = is_replaceable(o.save_cuts) ? temp_path(o.save_cuts) : NULL;
-	rec_writer *w = rec_writer_open(tmp ? tmp : o.save_cuts);
+	cull_err e;
+	rec_writer *w = rec_writer_open(tmp ? tmp : o.save_cuts, &e);
 	record r;
 	char name[64];
 
+	if (!w)
+		die_err(&e);
 	rec_init(&r);
 	rec_set_str(&r, "key", "thresholds");
 	rec_set_str(&r, "by", o.by);
@@ -477,7 +486,8 @@ static void save_cuts(size_t kept)
 	rec_set_int(&r, "drop_dups", o.drop_dups);
 	rec_set_int(&r, "kept", (int64_t)kept);
 	rec_set_int(&r, "records", (int64_t)n_items);
-	rec_write(w, &r);
+	if (rec_write(w, &r) < 0)
+		die_err(rec_writer_error(w));
 	for (g = 0; g < ng; g++) {
 		const size_t *m = gx + gr[g].start;
 		size_t k = 0;
@@ -503,9 +513,11 @@ static void save_cuts(size_t kept)
 				rec_set_float(&r, "score", it[m[k - 1]].score);
 			rec_set_str(&r, "last", it[m[k - 1]].key);
 		}
-		rec_write(w, &r);
+		if (rec_write(w, &r) < 0)
+			die_err(rec_writer_error(w));
 	}
-	rec_writer_close(w);
+	if (rec_writer_close(w, &e) < 0)
+		die_err(&e);
 	if (tmp)
 		commit_file(tmp, o.save_cuts);
 	free(tmp);
@@ -553,13 +565,16 @@ static int cmp_cut(const void *a, const void *b)
 /* Reads F: the policy into o, the cuts into cuts[] sorted by group. */
 static void load_cuts(const char *path)
 {
-	rec_reader *rd = rec_open(path);
+	cull_err e;
+	rec_reader *rd = rec_open(path, &e);
 	record r;
 	const char *s;
-	int head = 0, grouped = 0;
+	int head = 0, grouped = 0, rc;
 
+	if (!rd)
+		die_err(&e);
 	rec_init(&r);
-	while (rec_next(rd, &r)) {
+	while ((rc = rec_next(rd, &r)) > 0) {
 		cut *c;
 
 		if (!head) {
@@ -593,6 +608,8 @@ static void load_cuts(const char *path)
 			c->cut.rnd = kmeans_rand(&st);
 		}
 	}
+	if (rc < 0)
+		die_err(rec_error(rd));
 	rec_close(rd);
 	rec_free(&r);
 	if (!head || (!grouped && n_cuts != 1))

@@ -121,8 +121,10 @@ static char *format_index(const char *fmt, long long v)
 static void open_idx(source *s, const char *images, const char *labels)
 {
 	idx_file *im = &s->images, *lb = &s->labels;
+	cull_err e;
 
-	idx_load(im, images);
+	if (idx_load(im, images, &e) < 0)
+		die_err(&e);
 	if (im->type != IDX_U8)
 		die(EXIT_DATA, "%s: IDX element type 0x%02x; images must be unsigned bytes (0x08)",
 		    im->name, im->type);
@@ -136,7 +138,8 @@ static void open_idx(source *s, const char *images, const char *labels)
 	if (im->dims[1] == 0 || im->dims[2] == 0 || im->dims[1] > 65500 || im->dims[2] > 65500)
 		die(EXIT_DATA, "%s: IDX images of %ux%u pixels cannot be JPEG-encoded", im->name,
 		    im->dims[2], im->dims[1]);
-	idx_load(lb, labels);
+	if (idx_load(lb, labels, &e) < 0)
+		die_err(&e);
 	if (lb->ndims != 1 || lb->type == IDX_F32 || lb->type == IDX_F64)
 		die(EXIT_DATA, "%s: IDX labels must be one dimension of integers (type 0x%02x, %d "
 		    "dimensions)", lb->name, lb->type, lb->ndims);
@@ -154,11 +157,14 @@ static void open_idx(source *s, const char *images, const char *labels)
 
 static void open_cifar(source *s, char **files, size_t n, int variant)
 {
+	cull_err e;
+
 	s->nbatches = n;
 	s->batches = xcalloc(n, sizeof *s->batches);
 	s->batch_start = xcalloc(n + 1, sizeof *s->batch_start);
 	for (size_t i = 0; i < n; i++) {
-		cifar_load(&s->batches[i], files[i], variant);
+		if (cifar_load(&s->batches[i], files[i], variant, &e) < 0)
+			die_err(&e);
 		if (i > 0 && s->batches[i].variant != s->batches[0].variant)
 			die(EXIT_DATA, "%s is a CIFAR-%d batch but %s is CIFAR-%d (use --cifar to choose)",
 			    files[i], s->batches[i].variant, files[0], s->batches[0].variant);
@@ -332,6 +338,7 @@ static void prepare(const source *s, size_t idx, prepared *p)
 	unsigned char buf[CIFAR_PIXELS];
 	const unsigned char *pix;
 	int w, h, ch;
+	cull_err e;
 
 	memset(p, 0, sizeof *p);
 	p->key = make_key(s, idx);
@@ -379,9 +386,9 @@ static void prepare(const source *s, size_t idx, prepared *p)
 		p->cls = cifar_label(&s->batches[b], idx - s->batch_start[b]);
 		p->coarse = cifar_coarse(&s->batches[b], idx - s->batch_start[b]);
 	}
-	p->img = image_encode_jpeg(pix, w, h, ch, s->quality, &p->len, p->err, sizeof p->err);
+	p->img = image_encode_jpeg(pix, w, h, ch, s->quality, &p->len, &e);
 	if (!p->img)
-		die(EXIT_DATA, "sample %zu: %s", idx, p->err);
+		die(EXIT_DATA, "sample %zu: %s", idx, e.msg);
 }
 
 typedef struct {
@@ -472,7 +479,8 @@ static void emit(output *o, const prepared *p)
 		if (p->coarse >= 0)
 			rec_set_int(&o->rec, "coarse_cls", p->coarse);
 		rec_set_str(&o->rec, "shard", o->path);
-		rec_write(o->index, &o->rec);
+		if (rec_write(o->index, &o->rec) < 0)
+			die_err(rec_writer_error(o->index));
 	}
 	o->in_shard++;
 	o->samples++;
@@ -605,6 +613,7 @@ int main(int argc, char **argv)
 	};
 	source s = { 0 };
 	output o = { 0 };
+	cull_err e;
 	const char *key = "%06d", *classes_out = NULL, *names_in = NULL, *mode, *records = NULL;
 	char **class_names = NULL;
 	size_t nclasses = 0, *order, i, batch = 1024;
@@ -736,7 +745,8 @@ int main(int argc, char **argv)
 	if (records) {
 		if (!o.pattern && strcmp(records, "-") == 0)
 			die(EXIT_USAGE, "--records -: standard output already carries the shard; use -o");
-		o.index = rec_writer_open(records);
+		if (!(o.index = rec_writer_open(records, &e)))
+			die_err(&e);
 		rec_init(&o.rec);
 	}
 	uint64_t skipped = 0;
@@ -768,7 +778,8 @@ int main(int argc, char **argv)
 		wds_writer_close(o.w);
 	}
 	if (o.index) {
-		rec_writer_close(o.index);
+		if (rec_writer_close(o.index, &e) < 0)
+			die_err(&e);
 		rec_free(&o.rec);
 	}
 	free(o.path);

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io.h"
 #include "zread.h"
 
 const char *const cifar10_classes[10] = {
@@ -27,41 +26,54 @@ static size_t first_bad(const unsigned char *d, size_t n, int variant, size_t *o
 	return n;
 }
 
-void cifar_load(cifar_file *f, const char *path, int variant)
+int cifar_load(cifar_file *f, const char *path, int variant, cull_err *e)
 {
 	size_t len, bad, off = 0;
 	int fits10, fits100;
 
 	memset(f, 0, sizeof *f);
 	f->name = io_name(path, 0);
-	f->data = zread_all(path, &len);
-	if (len == 0)
-		die(EXIT_DATA, "%s: empty file, not a CIFAR batch", f->name);
+	if (!(f->data = zread_all(path, &len, e)))
+		return -1;
+	if (len == 0) {
+		cull_err_set(e, EXIT_DATA, "%s: empty file, not a CIFAR batch", f->name);
+		goto fail;
+	}
 	fits10 = len % (CIFAR_PIXELS + 1) == 0;
 	fits100 = len % (CIFAR_PIXELS + 2) == 0;
 	if (variant == 0) {
 		if (fits10 && fits100)   /* both sizes fit: let the labels decide */
 			fits100 = first_bad(f->data, len / (CIFAR_PIXELS + 1), 10, &off) !=
 			          len / (CIFAR_PIXELS + 1);
-		if (!fits10 && !fits100)
-			die(EXIT_DATA, "%s: not a CIFAR batch: %zu bytes is not a whole number of "
-			    "3073-byte (CIFAR-10) or 3074-byte (CIFAR-100) records; the last record "
-			    "starts at offset %zu", f->name, len, len - len % (CIFAR_PIXELS + 1));
+		if (!fits10 && !fits100) {
+			cull_err_set(e, EXIT_DATA, "%s: not a CIFAR batch: %zu bytes is not a whole "
+			             "number of 3073-byte (CIFAR-10) or 3074-byte (CIFAR-100) records; "
+			             "the last record starts at offset %zu", f->name, len,
+			             len - len % (CIFAR_PIXELS + 1));
+			goto fail;
+		}
 		variant = fits100 ? 100 : 10;
 	} else if (variant == 10 ? !fits10 : !fits100) {
 		size_t rs = variant == 10 ? CIFAR_PIXELS + 1 : CIFAR_PIXELS + 2;
 
-		die(EXIT_DATA, "%s: truncated CIFAR-%d batch: %zu bytes is not a whole number of "
-		    "%zu-byte records; the partial record starts at offset %zu",
-		    f->name, variant, len, rs, len - len % rs);
+		cull_err_set(e, EXIT_DATA, "%s: truncated CIFAR-%d batch: %zu bytes is not a whole "
+		             "number of %zu-byte records; the partial record starts at offset %zu",
+		             f->name, variant, len, rs, len - len % rs);
+		goto fail;
 	}
 	f->variant = variant;
 	f->record_size = variant == 10 ? CIFAR_PIXELS + 1 : CIFAR_PIXELS + 2;
 	f->count = len / f->record_size;
 	bad = first_bad(f->data, f->count, variant, &off);
-	if (bad < f->count)
-		die(EXIT_DATA, "%s: record %zu at offset %zu: label %d out of range for CIFAR-%d",
-		    f->name, bad, off, f->data[off], variant);
+	if (bad < f->count) {
+		cull_err_set(e, EXIT_DATA, "%s: record %zu at offset %zu: label %d out of range for "
+		             "CIFAR-%d", f->name, bad, off, f->data[off], variant);
+		goto fail;
+	}
+	return 0;
+fail:
+	cifar_free(f);
+	return -1;
 }
 
 void cifar_free(cifar_file *f)

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "io.h"
+
 #define CIFAR_SIDE 32
 #define CIFAR_PIXELS (CIFAR_SIDE * CIFAR_SIDE * 3)
 
@@ -18,10 +20,10 @@ typedef struct {
 } cifar_file;
 
 /* Load a batch, plain or compressed. variant 0 detects 10 or 100 from the size (a multiple
- * of 3073 or 3074 bytes) and, when both fit, from the label ranges. Bad input is fatal
- * (EXIT_DATA) with one line naming the file and offset: a size that fits neither layout,
- * an empty file, a label out of range. */
-void cifar_load(cifar_file *f, const char *path, int variant);
+ * of 3073 or 3074 bytes) and, when both fit, from the label ranges. Returns 0, or -1 with
+ * f empty and one line in e naming the file and offset (EXIT_DATA; EXIT_IO when it cannot
+ * be opened): a size that fits neither layout, an empty file, a label out of range. */
+int cifar_load(cifar_file *f, const char *path, int variant, cull_err *e);
 void cifar_free(cifar_file *f);
 
 /* The class of record i: the label (CIFAR-10) or the fine label (CIFAR-100). */

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io.h"
+
 #define IDX_MAX_DIMS 8
 
 /* Element types, the third byte of the magic number. */
@@ -22,11 +24,12 @@ typedef struct {
 	unsigned char *data;     /* count * item_size bytes, elements big-endian as stored */
 } idx_file;
 
-/* Load an IDX file (gzip, bzip2, xz or zstd compressed, or plain). Bad input is fatal
- * (EXIT_DATA) with one line naming the file and byte offset: magic that is not
- * 00 00 TYPE NDIMS, an unknown type, zero or too many dimensions, data shorter than the
- * dimensions promise, or bytes after the data. The path is not copied. */
-void idx_load(idx_file *f, const char *path);
+/* Load an IDX file (gzip, bzip2, xz or zstd compressed, or plain): 0, or -1 with f empty
+ * and one line in e naming the file and byte offset (EXIT_DATA; EXIT_IO when it cannot
+ * be opened): magic that is not 00 00 TYPE NDIMS, an unknown type, zero or too many
+ * dimensions, data shorter than the dimensions promise, or bytes after the data. The
+ * path is not copied. */
+int idx_load(idx_file *f, const char *path, cull_err *e);
 void idx_free(idx_file *f);
 
 /* Element i of an item of an integer type (IDX_U8, IDX_S8, IDX_I16, IDX_I32); 0 for floats. */

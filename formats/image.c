@@ -3,26 +3,10 @@
 
 #include <limits.h>
 #include <png.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 image_format image_detect(const void *data, size_t len)
 {
@@ -61,27 +45,28 @@ static const char *other_format(const unsigned char *p, size_t len)
 }
 
 /* Checks w x h against the limit and that a buffer of w*h*ch bytes is addressable. */
-static int size_ok(uint64_t w, uint64_t h, int ch, const image_opts *o, char *err, size_t errlen)
+static int size_ok(uint64_t w, uint64_t h, int ch, const image_opts *o, cull_err *e)
 {
 	uint64_t max = o && o->max_pixels ? o->max_pixels : IMAGE_MAX_PIXELS;
 
 	if (w == 0 || h == 0)
-		return fail(err, errlen, "empty image (%llux%llu)", (unsigned long long)w,
-		            (unsigned long long)h);
+		return cull_err_set(e, EXIT_DATA, "empty image (%llux%llu)", (unsigned long long)w,
+		                    (unsigned long long)h);
 	if (w > INT_MAX || h > INT_MAX || w * h > max)
-		return fail(err, errlen, "image of %llux%llu pixels is over the limit of %llu pixels",
-		            (unsigned long long)w, (unsigned long long)h, (unsigned long long)max);
+		return cull_err_set(e, EXIT_DATA, "image of %llux%llu pixels is over the limit of "
+		                    "%llu pixels", (unsigned long long)w, (unsigned long long)h,
+		                    (unsigned long long)max);
 	if (w * h > SIZE_MAX / 4 / (uint64_t)ch)
-		return fail(err, errlen, "image too large for memory");
+		return cull_err_set(e, EXIT_NOMEM, "image too large for memory");
 	return 0;
 }
 
-static unsigned char *alloc_pixels(int w, int h, int ch, char *err, size_t errlen)
+static unsigned char *alloc_pixels(int w, int h, int ch, cull_err *e)
 {
 	unsigned char *p = malloc((size_t)w * (size_t)h * (size_t)ch);
 
 	if (!p)
-		fail(err, errlen, "out of memory for %dx%d pixels", w, h);
+		cull_err_set(e, EXIT_NOMEM, "out of memory for %dx%d pixels", w, h);
 	return p;
 }
 
@@ -113,25 +98,25 @@ static void convert(unsigned char *dst, int cout, const unsigned char *src, int 
 }
 
 static int decode_jpeg(image *img, const unsigned char *data, size_t len, const image_opts *o,
-                       char *err, size_t errlen)
+                       cull_err *e)
 {
 	tjhandle tj = tjInitDecompress();
 	int w, h, subsamp, cs, sw, sh, pf, denom, ch, flags = TJFLAG_LIMITSCANS;
 	unsigned char *buf = NULL;
 
 	if (!tj)
-		return fail(err, errlen, "jpeg: %s", tjGetErrorStr2(NULL));
+		return cull_err_set(e, EXIT_DATA, "jpeg: %s", tjGetErrorStr2(NULL));
 	w = h = 0, cs = -1;
 	if (len > ULONG_MAX || tjDecompressHeader3(tj, data, (unsigned long)len, &w, &h, &subsamp, &cs) < 0) {
-		fail(err, errlen, "jpeg: %s", tjGetErrorStr2(tj));
+		cull_err_set(e, EXIT_DATA, "jpeg: %s", tjGetErrorStr2(tj));
 		goto bad;
 	}
 	if (w <= 0 || h <= 0 || cs < 0) {   /* a cut header can "succeed" with a warning */
-		fail(err, errlen, "jpeg: no complete frame header (%s)", tjGetErrorStr2(tj));
+		cull_err_set(e, EXIT_DATA, "jpeg: no complete frame header (%s)", tjGetErrorStr2(tj));
 		goto bad;
 	}
 	ch = o && o->channels ? o->channels : (cs == TJCS_GRAY ? 1 : 3);
-	if (size_ok((uint64_t)w, (uint64_t)h, 4, o, err, errlen) < 0)
+	if (size_ok((uint64_t)w, (uint64_t)h, 4, o, e) < 0)
 		goto bad;
 	sw = w, sh = h;
 	if (o && o->min_size > 0) {
@@ -153,14 +138,14 @@ static int decode_jpeg(image *img, const unsigned char *data, size_t len, const 
 		pf = ch == 1 ? TJPF_GRAY : TJPF_RGB;
 	buf = malloc((size_t)sw * (size_t)sh * (size_t)tjPixelSize[pf]);
 	if (!buf) {
-		fail(err, errlen, "jpeg: out of memory for %dx%d pixels", sw, sh);
+		cull_err_set(e, EXIT_NOMEM, "jpeg: out of memory for %dx%d pixels", sw, sh);
 		goto bad;
 	}
 	if (o && o->strict)
 		flags |= TJFLAG_STOPONWARNING;
 	if (tjDecompress2(tj, data, (unsigned long)len, buf, sw, 0, sh, pf, flags) < 0 &&
 	    (tjGetErrorCode(tj) != TJERR_WARNING || (o && o->strict))) {
-		fail(err, errlen, "jpeg: %s", tjGetErrorStr2(tj));
+		cull_err_set(e, EXIT_DATA, "jpeg: %s", tjGetErrorStr2(tj));
 		goto bad;
 	}
 	tjDestroy(tj);
@@ -178,7 +163,7 @@ bad:
 }
 
 static int decode_png(image *img, const unsigned char *data, size_t len, const image_opts *o,
-                      char *err, size_t errlen)
+                      cull_err *e)
 {
 	png_image pi;
 	unsigned char *buf = NULL;
@@ -187,8 +172,8 @@ static int decode_png(image *img, const unsigned char *data, size_t len, const i
 	memset(&pi, 0, sizeof pi);
 	pi.version = PNG_IMAGE_VERSION;
 	if (!png_image_begin_read_from_memory(&pi, data, len))
-		return fail(err, errlen, "png: %s", pi.message);
-	if (size_ok(pi.width, pi.height, 4, o, err, errlen) < 0) {
+		return cull_err_set(e, EXIT_DATA, "png: %s", pi.message);
+	if (size_ok(pi.width, pi.height, 4, o, e) < 0) {
 		png_image_free(&pi);
 		return -1;
 	}
@@ -201,11 +186,12 @@ static int decode_png(image *img, const unsigned char *data, size_t len, const i
 	buf = malloc(PNG_IMAGE_SIZE(pi));
 	if (!buf) {
 		png_image_free(&pi);
-		return fail(err, errlen, "png: out of memory for %ux%u pixels", pi.width, pi.height);
+		return cull_err_set(e, EXIT_NOMEM, "png: out of memory for %ux%u pixels", pi.width,
+		                    pi.height);
 	}
 	if (!png_image_finish_read(&pi, NULL, buf, 0, NULL)) {
 		free(buf);
-		fail(err, errlen, "png: %s", pi.message);
+		cull_err_set(e, EXIT_DATA, "png: %s", pi.message);
 		png_image_free(&pi);
 		return -1;
 	}
@@ -218,7 +204,7 @@ static int decode_png(image *img, const unsigned char *data, size_t len, const i
 		for (i = 0; alpha && i < n; i++)
 			memmove(buf + i * (size_t)stored, buf + i * (size_t)in, (size_t)stored);
 		if (ch != stored) {
-			unsigned char *out = alloc_pixels(img->width, img->height, ch, err, errlen);
+			unsigned char *out = alloc_pixels(img->width, img->height, ch, e);
 
 			if (!out) {
 				free(buf);
@@ -263,7 +249,7 @@ static int pnm_num(const unsigned char *p, size_t len, size_t *pos, uint64_t *v)
 }
 
 static int decode_pnm(image *img, const unsigned char *data, size_t len, const image_opts *o,
-                      char *err, size_t errlen)
+                      cull_err *e)
 {
 	uint64_t w, h, maxval, need;
 	size_t pos = 2, n, i;
@@ -272,21 +258,21 @@ static int decode_pnm(image *img, const unsigned char *data, size_t len, const i
 
 	if (pnm_num(data, len, &pos, &w) < 0 || pnm_num(data, len, &pos, &h) < 0 ||
 	    pnm_num(data, len, &pos, &maxval) < 0 || pos >= len)
-		return fail(err, errlen, "pnm: bad header");
+		return cull_err_set(e, EXIT_DATA, "pnm: bad header");
 	if (maxval == 0 || maxval > 65535)
-		return fail(err, errlen, "pnm: bad maxval %llu", (unsigned long long)maxval);
+		return cull_err_set(e, EXIT_DATA, "pnm: bad maxval %llu", (unsigned long long)maxval);
 	pos++;   /* the single whitespace byte after maxval */
-	if (size_ok(w, h, 4, o, err, errlen) < 0)
+	if (size_ok(w, h, 4, o, e) < 0)
 		return -1;
 	bytes = maxval > 255 ? 2 : 1;
 	n = (size_t)w * (size_t)h;
 	need = (uint64_t)n * (uint64_t)stored * (uint64_t)bytes;
 	if (len - pos < need)
-		return fail(err, errlen, "pnm: truncated: %llux%llu needs %llu bytes of pixels, found %zu",
-		            (unsigned long long)w, (unsigned long long)h, (unsigned long long)need,
-		            len - pos);
+		return cull_err_set(e, EXIT_DATA, "pnm: truncated: %llux%llu needs %llu bytes of "
+		                    "pixels, found %zu", (unsigned long long)w, (unsigned long long)h,
+		                    (unsigned long long)need, len - pos);
 	ch = o && o->channels ? o->channels : stored;
-	buf = alloc_pixels((int)w, (int)h, stored, err, errlen);
+	buf = alloc_pixels((int)w, (int)h, stored, e);
 	if (!buf)
 		return -1;
 	for (i = 0; i < n * (size_t)stored; i++) {
@@ -298,7 +284,7 @@ static int decode_pnm(image *img, const unsigned char *data, size_t len, const i
 		buf[i] = maxval == 255 ? (unsigned char)v : (unsigned char)((v * 255u + maxval / 2) / maxval);
 	}
 	if (ch != stored) {
-		unsigned char *out = alloc_pixels((int)w, (int)h, ch, err, errlen);
+		unsigned char *out = alloc_pixels((int)w, (int)h, ch, e);
 
 		if (!out) {
 			free(buf);
@@ -314,7 +300,7 @@ static int decode_pnm(image *img, const unsigned char *data, size_t len, const i
 }
 
 int image_decode(image *img, const void *data, size_t len, const image_opts *opts,
-                 char *err, size_t errlen)
+                 cull_err *e)
 {
 	const unsigned char *p = data;
 	const char *other;
@@ -322,19 +308,20 @@ int image_decode(image *img, const void *data, size_t len, const image_opts *opt
 
 	memset(img, 0, sizeof *img);
 	if (opts && opts->channels != 0 && opts->channels != 1 && opts->channels != 3)
-		return fail(err, errlen, "bad channel count %d (want 1 or 3)", opts->channels);
+		return cull_err_set(e, EXIT_DATA, "bad channel count %d (want 1 or 3)", opts->channels);
 	switch (image_detect(p, len)) {
-	case IMG_JPEG: rc = decode_jpeg(img, p, len, opts, err, errlen); break;
-	case IMG_PNG: rc = decode_png(img, p, len, opts, err, errlen); break;
-	case IMG_PNM: rc = decode_pnm(img, p, len, opts, err, errlen); break;
+	case IMG_JPEG: rc = decode_jpeg(img, p, len, opts, e); break;
+	case IMG_PNG: rc = decode_png(img, p, len, opts, e); break;
+	case IMG_PNM: rc = decode_pnm(img, p, len, opts, e); break;
 	default:
 		if (len == 0)
-			return fail(err, errlen, "empty image data");
+			return cull_err_set(e, EXIT_DATA, "empty image data");
 		other = other_format(p, len);
 		if (other)
-			return fail(err, errlen, "unsupported image format %s", other);
-		return fail(err, errlen, "not a JPEG, PNG or PPM/PGM image (first bytes %02x %02x %02x %02x)",
-		            p[0], len > 1 ? p[1] : 0, len > 2 ? p[2] : 0, len > 3 ? p[3] : 0);
+			return cull_err_set(e, EXIT_DATA, "unsupported image format %s", other);
+		return cull_err_set(e, EXIT_DATA, "not a JPEG, PNG or PPM/PGM image (first bytes "
+		                    "%02x %02x %02x %02x)", p[0], len > 1 ? p[1] : 0,
+		                    len > 2 ? p[2] : 0, len > 3 ? p[3] : 0);
 	}
 	if (rc < 0)
 		memset(img, 0, sizeof *img);
@@ -348,7 +335,7 @@ void image_free(image *img)
 }
 
 unsigned char *image_encode_jpeg(const unsigned char *pixels, int w, int h, int channels,
-                                 int quality, size_t *len, char *err, size_t errlen)
+                                 int quality, size_t *len, cull_err *e)
 {
 	tjhandle tj;
 	unsigned char *jb = NULL, *out;
@@ -357,26 +344,26 @@ unsigned char *image_encode_jpeg(const unsigned char *pixels, int w, int h, int 
 
 	*len = 0;
 	if (channels != 1 && channels != 3) {
-		fail(err, errlen, "jpeg: cannot encode %d channels", channels);
+		cull_err_set(e, EXIT_DATA, "jpeg: cannot encode %d channels", channels);
 		return NULL;
 	}
 	if (w <= 0 || h <= 0 || w > 65500 || h > 65500) {
-		fail(err, errlen, "jpeg: cannot encode a %dx%d image", w, h);
+		cull_err_set(e, EXIT_DATA, "jpeg: cannot encode a %dx%d image", w, h);
 		return NULL;
 	}
 	if (quality < 1 || quality > 100) {
-		fail(err, errlen, "jpeg: quality %d is not in 1..100", quality);
+		cull_err_set(e, EXIT_DATA, "jpeg: quality %d is not in 1..100", quality);
 		return NULL;
 	}
 	pf = channels == 1 ? TJPF_GRAY : TJPF_RGB;
 	ss = channels == 1 ? TJSAMP_GRAY : quality >= 90 ? TJSAMP_444 : TJSAMP_420;
 	tj = tjInitCompress();
 	if (!tj) {
-		fail(err, errlen, "jpeg: %s", tjGetErrorStr2(NULL));
+		cull_err_set(e, EXIT_DATA, "jpeg: %s", tjGetErrorStr2(NULL));
 		return NULL;
 	}
 	if (tjCompress2(tj, pixels, w, 0, h, pf, &jb, &jlen, ss, quality, 0) < 0) {
-		fail(err, errlen, "jpeg: %s", tjGetErrorStr2(tj));
+		cull_err_set(e, EXIT_DATA, "jpeg: %s", tjGetErrorStr2(tj));
 		tjFree(jb);
 		tjDestroy(tj);
 		return NULL;
@@ -385,7 +372,7 @@ unsigned char *image_encode_jpeg(const unsigned char *pixels, int w, int h, int 
 	out = malloc(jlen ? jlen : 1);
 	if (!out) {
 		tjFree(jb);
-		fail(err, errlen, "jpeg: out of memory");
+		cull_err_set(e, EXIT_NOMEM, "jpeg: out of memory");
 		return NULL;
 	}
 	memcpy(out, jb, jlen);

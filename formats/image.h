@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io.h"
+
 /* Decoded pixels: 8 bits per channel, rows top to bottom, channels interleaved
  * (gray, or R G B), no padding: byte (y * width + x) * channels + c. */
 typedef struct {
@@ -33,21 +35,22 @@ typedef struct {
 
 #define IMAGE_MAX_PIXELS ((uint64_t)1 << 28)   /* 268 Mpixel */
 
-/* Decode JPEG, PNG, or binary PPM/PGM (P6/P5) bytes into img. Returns 0, or -1 with a
- * one-line message in err (errlen bytes; err may be NULL) and img zeroed; never exits, so
- * a caller can treat a bad image as a per-sample warning. opts may be NULL.
+/* Decode JPEG, PNG, or binary PPM/PGM (P6/P5) bytes into img. Returns 0, or -1 with img
+ * zeroed and the reason in e (may be NULL): EXIT_DATA, or EXIT_NOMEM for an image that
+ * does not fit in memory; a caller can treat a bad image as a per-sample warning. opts
+ * may be NULL.
  * CMYK/YCCK JPEGs are converted to RGB (Adobe inverted convention, as Photoshop and PIL);
  * PNG alpha is dropped (as PIL's convert("RGB")); 16-bit PNG/PNM samples are scaled to 8.
  * Thread-safe: every call uses its own decoder state. */
 int image_decode(image *img, const void *data, size_t len, const image_opts *opts,
-                 char *err, size_t errlen);
+                 cull_err *e);
 void image_free(image *img);
 
 /* Encode w x h pixels of 1 (gray) or 3 (RGB) interleaved channels as a baseline JPEG with
  * libjpeg-turbo at quality 1..100. Gray stays one channel; colour uses 4:4:4 chroma at
  * quality >= 90 and 4:2:0 below. Identical input gives identical bytes. Returns a malloc'd
- * buffer (free()) and its length in *len, or NULL with a message in err. */
+ * buffer (free()) and its length in *len, or NULL with the reason in e. */
 unsigned char *image_encode_jpeg(const unsigned char *pixels, int w, int h, int channels,
-                                 int quality, size_t *len, char *err, size_t errlen);
+                                 int quality, size_t *len, cull_err *e);
 
 #endif

@@ -1,6 +1,5 @@
 /* Record streams: msgpack maps read with msgpack-c's streaming unpacker and written back. */
 #include "record.h"
-#include "io.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -274,7 +273,7 @@ unsigned char *rec_pack(const record *r, size_t *len)
 	msgpack_packer_init(&pk, &sb, sbuf_write);
 	pack_record(&pk, r, &sb);
 	if (!sb.data && r->n)
-		die(EXIT_NOMEM, "out of memory packing a record");
+		die_nomem("out of memory packing a record");
 	*len = sb.size;
 	return (unsigned char *)msgpack_sbuffer_release(&sb);
 }
@@ -289,28 +288,40 @@ struct rec_reader {
 	uint64_t count, offset, fed;   /* records returned, start of the next, bytes read */
 	uint64_t scan, left;           /* record_whole(): bytes walked, values still to come */
 	int eof;
+	cull_err err;                  /* why the stream broke; err.code 0 until it does */
 };
 
-rec_reader *rec_open(const char *path)
+rec_reader *rec_open(const char *path, cull_err *e)
 {
-	rec_reader *rd = xcalloc(1, sizeof *rd);
+	FILE *f = cull_fopen(path, "rb", e);
+	rec_reader *rd;
 
-	rd->f = xfopen(path, "rb");
+	if (!f)
+		return NULL;
+	rd = xcalloc(1, sizeof *rd);
+	rd->f = f;
 	rd->name = io_name(path, 0);
 	if (!msgpack_unpacker_init(&rd->up, 1 << 16))
-		die(EXIT_NOMEM, "out of memory (msgpack unpacker)");
+		die_nomem("out of memory (msgpack unpacker)");
 	msgpack_unpacked_init(&rd->res);
 	return rd;
 }
 
-static void bad(rec_reader *rd, const char *what)
+const cull_err *rec_error(const rec_reader *rd)
 {
-	die(EXIT_DATA, "%s: record %llu at byte %llu: %s", rd->name,
-	    (unsigned long long)rd->count + 1, (unsigned long long)rd->offset, what);
+	return &rd->err;
 }
 
-/* Copy one msgpack value into field f. */
-static void take_value(rec_reader *rd, rec_field *f, const msgpack_object *o)
+/* The stream is broken at the record being read: -1. */
+static int bad(rec_reader *rd, const char *what)
+{
+	return cull_err_set(&rd->err, EXIT_DATA, "%s: record %llu at byte %llu: %s", rd->name,
+	                    (unsigned long long)rd->count + 1, (unsigned long long)rd->offset,
+	                    what);
+}
+
+/* Copy one msgpack value into field f: 0, or -1 (bad()). */
+static int take_value(rec_reader *rd, rec_field *f, const msgpack_object *o)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -320,7 +331,7 @@ static void take_value(rec_reader *rd, rec_field *f, const msgpack_object *o)
 	case MSGPACK_OBJECT_BOOLEAN: f->type = RV_BOOL; f->i = o->via.boolean; break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (o->via.u64 > INT64_MAX)
-			bad(rd, "integer field over 2^63-1");
+			return bad(rd, "integer field over 2^63-1");
 		f->type = RV_INT;
 		f->i = (int64_t)o->via.u64;
 		break;
@@ -336,9 +347,11 @@ static void take_value(rec_reader *rd, rec_field *f, const msgpack_object *o)
 		set_bytes(f, RV_RAW, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
 	}
+	return 0;
 }
 
-static void convert(rec_reader *rd, record *r, const msgpack_object *o)
+/* The map o as record r: 0, or -1 (bad()). */
+static int convert(rec_reader *rd, record *r, const msgpack_object *o)
 {
 	const msgpack_object_kv *kv;
 	rec_field *f;
@@ -346,28 +359,30 @@ static void convert(rec_reader *rd, record *r, const msgpack_object *o)
 	char name[256];
 
 	if (o->type != MSGPACK_OBJECT_MAP)
-		bad(rd, "not a msgpack map (is this a record stream?)");
+		return bad(rd, "not a msgpack map (is this a record stream?)");
 	for (i = 0; i < o->via.map.size; i++) {
 		kv = &o->via.map.ptr[i];
 		if (kv->key.type != MSGPACK_OBJECT_STR)
-			bad(rd, "a field name is not a string");
+			return bad(rd, "a field name is not a string");
 		if (kv->key.via.str.size >= sizeof name)
-			bad(rd, "a field name is longer than 255 bytes");
+			return bad(rd, "a field name is longer than 255 bytes");
 		if (kv->key.via.str.size)
 			memcpy(name, kv->key.via.str.ptr, kv->key.via.str.size);
 		name[kv->key.via.str.size] = '\0';
 		if (strlen(name) != kv->key.via.str.size)
-			bad(rd, "a field name contains a NUL byte");
+			return bad(rd, "a field name contains a NUL byte");
 		if (rec_get(r, name)) {
 			char msg[320];
 			snprintf(msg, sizeof msg, "field '%s' appears twice", name);
-			bad(rd, msg);
+			return bad(rd, msg);
 		}
 		f = slot(r, name);
-		take_value(rd, f, &kv->val);
+		if (take_value(rd, f, &kv->val) < 0)
+			return -1;
 	}
 	if (!rec_key(r))
-		bad(rd, "no string field 'key'");
+		return bad(rd, "no string field 'key'");
+	return 0;
 }
 
 static uint64_t big_endian(const unsigned char *p, int n)
@@ -379,11 +394,11 @@ static uint64_t big_endian(const unsigned char *p, int n)
 	return v;
 }
 
-/* Whether the next record has arrived whole in the unpacker's buffer. msgpack-c reserves
- * the entries of a map or array when it reads its header, so a few bytes that claim
- * billions of them would allocate gigabytes: it is given a record only once all of them
- * are there. The values are walked by their lengths alone, from where the last call
- * stopped. */
+/* Whether the next record has arrived whole in the unpacker's buffer (1, 0, or -1 when
+ * it is over the size limit). msgpack-c reserves the entries of a map or array when it
+ * reads its header, so a few bytes that claim billions of them would allocate gigabytes:
+ * it is given a record only once all of them are there. The values are walked by their
+ * lengths alone, from where the last call stopped. */
 static int record_whole(rec_reader *rd)
 {
 	const unsigned char *p = (const unsigned char *)rd->up.buffer + rd->up.off;
@@ -427,7 +442,7 @@ static int record_whole(rec_reader *rd)
 		rd->scan = at + (uint64_t)h + len;
 		rd->left = rd->left - 1 + items;
 		if (rd->scan > REC_MAX_RECORD)
-			bad(rd, "record larger than 1 GiB");
+			return bad(rd, "record larger than 1 GiB");
 	}
 	return rd->left == 0 && rd->scan <= n;
 }
@@ -436,33 +451,40 @@ int rec_next(rec_reader *rd, record *r)
 {
 	msgpack_unpack_return ret;
 	size_t n;
+	int whole;
 
 	rec_clear(r);
+	if (rd->err.code)
+		return -1;
 	for (;;) {
-		if (record_whole(rd)) {
+		if ((whole = record_whole(rd)) < 0)
+			return -1;
+		if (whole) {
 			ret = msgpack_unpacker_next(&rd->up, &rd->res);
 			if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-				bad(rd, "out of memory unpacking the record");
+				return bad(rd, "out of memory unpacking the record");
 			if (ret != MSGPACK_UNPACK_SUCCESS)
-				bad(rd, "malformed msgpack");
+				return bad(rd, "malformed msgpack");
 			rd->scan = rd->left = 0;
-			convert(rd, r, &rd->res.data);
+			if (convert(rd, r, &rd->res.data) < 0)
+				return -1;
 			rd->offset = rd->fed - (rd->up.used - rd->up.off);
 			rd->count++;
 			return 1;
 		}
 		if (rd->eof) {
 			if (rd->up.used > rd->up.off)
-				bad(rd, "truncated record at the end of the stream");
+				return bad(rd, "truncated record at the end of the stream");
 			return 0;
 		}
 		if (!msgpack_unpacker_reserve_buffer(&rd->up, 1 << 16))
-			die(EXIT_NOMEM, "out of memory reading %s", rd->name);
+			return cull_err_set(&rd->err, EXIT_NOMEM, "out of memory reading %s", rd->name);
 		n = fread(msgpack_unpacker_buffer(&rd->up), 1,
 		          msgpack_unpacker_buffer_capacity(&rd->up), rd->f);
 		if (n == 0) {
 			if (ferror(rd->f))
-				die(EXIT_IO, "%s: read error: %s", rd->name, strerror(errno));
+				return cull_err_set(&rd->err, EXIT_IO, "%s: read error: %s", rd->name,
+				                    strerror(errno));
 			rd->eof = 1;
 		}
 		msgpack_unpacker_buffer_consumed(&rd->up, n);
@@ -503,31 +525,44 @@ struct rec_writer {
 	const char *name;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
+	cull_err err;
 };
 
-rec_writer *rec_writer_open(const char *path)
+rec_writer *rec_writer_open(const char *path, cull_err *e)
 {
-	rec_writer *w = xcalloc(1, sizeof *w);
+	FILE *f = cull_fopen(path, "wb", e);
+	rec_writer *w;
 
-	w->f = xfopen(path, "wb");
+	if (!f)
+		return NULL;
+	w = xcalloc(1, sizeof *w);
+	w->f = f;
 	w->name = io_name(path, 1);
 	msgpack_sbuffer_init(&w->sb);
 	msgpack_packer_init(&w->pk, &w->sb, sbuf_write);
 	return w;
 }
 
-void rec_write(rec_writer *w, const record *r)
+int rec_write(rec_writer *w, const record *r)
 {
 	msgpack_sbuffer_clear(&w->sb);
 	pack_record(&w->pk, r, &w->sb);
-	xfwrite(w->sb.data, w->sb.size, w->f, w->name);
+	return cull_fwrite(w->sb.data, w->sb.size, w->f, w->name, &w->err);
 }
 
-void rec_writer_close(rec_writer *w)
+const cull_err *rec_writer_error(const rec_writer *w)
 {
+	return &w->err;
+}
+
+int rec_writer_close(rec_writer *w, cull_err *e)
+{
+	int rc;
+
 	if (!w)
-		return;
-	xfclose(w->f, w->name);
+		return 0;
+	rc = cull_fclose(w->f, w->name, e);
 	msgpack_sbuffer_destroy(&w->sb);
 	free(w);
+	return rc;
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "io.h"
+
 typedef enum {
 	RV_NIL, RV_BOOL, RV_INT, RV_FLOAT, RV_STR, RV_BIN,
 	RV_RAW,                /* array, map or ext: kept as packed msgpack bytes */
@@ -56,13 +58,16 @@ void rec_del(record *r, const char *name);
 
 typedef struct rec_reader rec_reader;
 
-/* Open a record stream; "-" or NULL is standard input. */
-rec_reader *rec_open(const char *path);
-/* Read the next record into r (cleared first): 1, or 0 at a clean end of stream.
+/* Open a record stream; "-" or NULL is standard input. NULL when it cannot be opened
+ * (EXIT_IO in e, naming the path). */
+rec_reader *rec_open(const char *path, cull_err *e);
+/* Read the next record into r (cleared first): 1, or 0 at a clean end of stream, or -1
+ * when the stream is broken, the reason in rec_error() (and every later call -1 again).
  * A stream that is not msgpack maps, a truncated record or a record over the size limit
- * is fatal: one line naming the stream, record number and byte offset, EXIT_DATA.
- * Records without a string `key` are fatal too (the schema requires it). */
+ * is broken: one line naming the stream, record number and byte offset, EXIT_DATA (a read
+ * error: EXIT_IO). Records without a string `key` are too (the schema requires it). */
 int rec_next(rec_reader *rd, record *r);
+const cull_err *rec_error(const rec_reader *rd);
 uint64_t rec_count(const rec_reader *rd);     /* records returned so far */
 uint64_t rec_offset(const rec_reader *rd);    /* byte offset of the next record */
 const char *rec_source(const rec_reader *rd);
@@ -72,9 +77,14 @@ void rec_close(rec_reader *rd);
 
 typedef struct rec_writer rec_writer;
 
-rec_writer *rec_writer_open(const char *path);      /* "-" or NULL: standard output */
-void rec_write(rec_writer *w, const record *r);
-void rec_writer_close(rec_writer *w);
+/* "-" or NULL: standard output. NULL when it cannot be opened (EXIT_IO in e). */
+rec_writer *rec_writer_open(const char *path, cull_err *e);
+/* 0, or -1 when the write failed (EXIT_IO, naming the output, in rec_writer_error()). */
+int rec_write(rec_writer *w, const record *r);
+const cull_err *rec_writer_error(const rec_writer *w);
+/* Flush and close the output (standard output is flushed and checked, left open) and
+ * free w: 0, or -1 with the write error in e. */
+int rec_writer_close(rec_writer *w, cull_err *e);
 
 /* Pack one record into a malloc'd buffer (for tests and for tools that batch output). */
 unsigned char *rec_pack(const record *r, size_t *len);

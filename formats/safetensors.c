@@ -1,10 +1,9 @@
-/* safetensors reading and writing with a minimal JSON header parser and writer. */
+/* safetensors files: the header read with formats/json, tensors converted, files written. */
 #include "safetensors.h"
-#include "io.h"
+#include "json.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,187 +34,45 @@ int64_t st_numel(const st_entry *e)
 	return n;
 }
 
-/* ---- JSON header parsing ---- */
+/* ---- the JSON header (formats/json.h) ---- */
 
-typedef struct {
-	const char *s, *end;
-	char *err;
-	size_t errlen;
-	int failed;
-} parser;
-
-static int fail(parser *p, const char *fmt, ...)
+/* How deep values nest inside v: 0 for a number, a string or an empty array or object. */
+static int depth(const json_value *v)
 {
-	va_list ap;
+	int d = 0, k;
 
-	if (!p->failed) {
-		va_start(ap, fmt);
-		vsnprintf(p->err, p->errlen, fmt, ap);
-		va_end(ap);
-	}
-	p->failed = 1;
-	return -1;
+	for (size_t i = 0; i < v->n && (v->type == JSON_ARR || v->type == JSON_OBJ); i++)
+		if ((k = 1 + depth(&v->kids[i])) > d)
+			d = k;
+	return d;
 }
 
-static void ws(parser *p)
+/* A value the header does not use: taken if it nests at most `deepest` levels (the limits
+ * of the reader this one replaced: 31 inside an entry, 30 in the metadata). */
+static int skipped(const json_value *v, int deepest, cull_err *e)
 {
-	while (p->s < p->end && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r'))
-		p->s++;
-}
-
-static int expect(parser *p, char c)
-{
-	ws(p);
-	if (p->s >= p->end || *p->s != c)
-		return fail(p, "bad header: expected '%c'", c);
-	p->s++;
-	return 0;
-}
-
-/* A JSON string into a malloc'd buffer (escapes decoded; \u kept to ASCII or '?'). */
-static char *str(parser *p)
-{
-	size_t cap = 16, n = 0;
-	char *out;
-
-	if (expect(p, '"') < 0)
-		return NULL;
-	out = xmalloc(cap);
-	while (p->s < p->end && *p->s != '"') {
-		char c = *p->s++;
-		if (c == '\\') {
-			if (p->s >= p->end)
-				break;
-			c = *p->s++;
-			switch (c) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'b': c = '\b'; break;
-			case 'f': c = '\f'; break;
-			case 'u': {
-				unsigned v = 0;
-				for (int i = 0; i < 4 && p->s < p->end; i++, p->s++) {
-					char h = *p->s;
-					v = v * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
-				}
-				c = v < 128 ? (char)v : '?';
-				break;
-			}
-			default: break;   /* \" \\ \/ */
-			}
-		}
-		if (n + 1 >= cap)
-			out = xrealloc(out, cap *= 2);
-		out[n++] = c;
-	}
-	if (p->s >= p->end) {
-		free(out);
-		fail(p, "bad header: unterminated string");
-		return NULL;
-	}
-	p->s++;
-	out[n] = '\0';
-	return out;
-}
-
-static int num(parser *p, int64_t *v)
-{
-	char buf[32], *e;
-	size_t n;
-
-	ws(p);
-	n = (size_t)(p->end - p->s) < sizeof buf - 1 ? (size_t)(p->end - p->s) : sizeof buf - 1;
-	memcpy(buf, p->s, n);
-	buf[n] = '\0';
-	errno = 0;
-	long long x = strtoll(buf, &e, 10);
-	if (e == buf || errno)
-		return fail(p, "bad header: expected an integer");
-	p->s += e - buf;
-	*v = x;
-	return 0;
-}
-
-/* Skip any JSON value (used for __metadata__ and unknown keys). */
-static int skip_value(parser *p, int depth)
-{
-	ws(p);
-	if (depth > 32 || p->s >= p->end)
-		return fail(p, "bad header: too deep or truncated");
-	if (*p->s == '"') {
-		free(str(p));
-		return p->failed ? -1 : 0;
-	}
-	if (*p->s == '{' || *p->s == '[') {
-		char close = *p->s == '{' ? '}' : ']';
-		int obj = *p->s == '{';
-		p->s++;
-		ws(p);
-		if (p->s < p->end && *p->s == close) {
-			p->s++;
-			return 0;
-		}
-		for (;;) {
-			if (obj) {
-				free(str(p));
-				if (p->failed || expect(p, ':') < 0)
-					return -1;
-			}
-			if (skip_value(p, depth + 1) < 0)
-				return -1;
-			ws(p);
-			if (p->s < p->end && *p->s == ',') {
-				p->s++;
-				continue;
-			}
-			return expect(p, close);
-		}
-	}
-	while (p->s < p->end && strchr("-+.eE0123456789truefalsn", *p->s))
-		p->s++;
+	if (depth(v) > deepest)
+		return cull_err_set(e, EXIT_DATA, "bad header: too deep or truncated");
 	return 0;
 }
 
 /* The "__metadata__" map: string values are kept, any other value is skipped. */
-static int parse_meta(parser *p, st_file *f)
+static int header_meta(st_file *f, const json_value *m, cull_err *e)
 {
-	if (expect(p, '{') < 0)
-		return -1;
-	ws(p);
-	if (p->s < p->end && *p->s == '}') {
-		p->s++;
-		return 0;
-	}
-	for (;;) {
-		char *key = str(p);
-		if (!key || expect(p, ':') < 0) {
-			free(key);
-			return -1;
-		}
-		ws(p);
-		if (p->s < p->end && *p->s == '"') {
-			char *v = str(p);
-			if (!v) {
-				free(key);
+	if (m->type != JSON_OBJ)
+		return cull_err_set(e, EXIT_DATA, "bad header: expected '{'");
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->kids[i].type != JSON_STR) {
+			if (skipped(&m->kids[i], 30, e) < 0)
 				return -1;
-			}
-			f->meta = xreallocarray(f->meta, 2 * (f->nmeta + 1), sizeof *f->meta);
-			f->meta[2 * f->nmeta] = key;
-			f->meta[2 * f->nmeta + 1] = v;
-			f->nmeta++;
-		} else {
-			free(key);
-			if (skip_value(p, 2) < 0)
-				return -1;
-		}
-		ws(p);
-		if (p->s < p->end && *p->s == ',') {
-			p->s++;
 			continue;
 		}
-		return expect(p, '}');
+		f->meta = xreallocarray(f->meta, 2 * (f->nmeta + 1), sizeof *f->meta);
+		f->meta[2 * f->nmeta] = xstrdup(m->keys[i]);
+		f->meta[2 * f->nmeta + 1] = xstrdup(m->kids[i].s);
+		f->nmeta++;
 	}
+	return 0;
 }
 
 const char *st_meta_get(const st_file *f, const char *key)
@@ -226,174 +83,170 @@ const char *st_meta_get(const st_file *f, const char *key)
 	return NULL;
 }
 
-static int parse_entry(parser *p, st_entry *e)
+/* A "shape" or "data_offsets" array of non-negative integers into x[*k]. The messages
+ * say what the reader before this one said: it read each number with strtoll, from at
+ * most 31 bytes of its text. */
+static int header_ints(const st_entry *t, const json_value *a, const char *what, int64_t *x,
+                       int *k, cull_err *e)
 {
-	int have_dtype = 0, have_shape = 0, have_off = 0;
+	char text[32], *end;
+	size_t n;
 
-	if (expect(p, '{') < 0)
-		return -1;
-	for (;;) {
-		char *key = str(p);
-		if (!key || expect(p, ':') < 0) {
-			free(key);
-			return -1;
-		}
-		if (strcmp(key, "dtype") == 0) {
-			char *d = str(p);
-			if (!d) {
-				free(key);
-				return -1;
-			}
-			e->dtype = -1;
-			for (int i = 0; i < ST_NDTYPES; i++)
-				if (strcmp(d, dtype_names[i]) == 0)
-					e->dtype = i;
-			if (e->dtype < 0) {
-				fail(p, "tensor %s: unsupported dtype %s", e->name, d);
-				free(d);
-				free(key);
-				return -1;
-			}
-			free(d);
-			have_dtype = 1;
-		} else if (strcmp(key, "shape") == 0 || strcmp(key, "data_offsets") == 0) {
-			int shape = key[0] == 's', k = 0;
-			int64_t v[ST_MAXDIM];
-			if (expect(p, '[') < 0) {
-				free(key);
-				return -1;
-			}
-			ws(p);
-			if (p->s < p->end && *p->s == ']') {
-				p->s++;
-			} else {
-				for (;;) {
-					if (k == ST_MAXDIM || num(p, &v[k]) < 0 || v[k] < 0) {
-						free(key);
-						return fail(p, "tensor %s: bad %s", e->name, shape ? "shape" : "data_offsets");
-					}
-					k++;
-					ws(p);
-					if (p->s < p->end && *p->s == ',') {
-						p->s++;
-						continue;
-					}
-					if (expect(p, ']') < 0) {
-						free(key);
-						return -1;
-					}
-					break;
-				}
-			}
-			if (shape) {
-				e->ndim = k;
-				memcpy(e->shape, v, sizeof(int64_t) * k);
-				have_shape = 1;
-			} else {
-				if (k != 2 || v[1] < v[0]) {
-					free(key);
-					return fail(p, "tensor %s: bad data_offsets", e->name);
-				}
-				e->begin = (size_t)v[0];
-				e->end = (size_t)v[1];
-				have_off = 1;
-			}
-		} else if (skip_value(p, 1) < 0) {
-			free(key);
-			return -1;
-		}
-		free(key);
-		ws(p);
-		if (p->s < p->end && *p->s == ',') {
-			p->s++;
-			continue;
-		}
-		if (expect(p, '}') < 0)
-			return -1;
-		break;
+	if (a->type != JSON_ARR)
+		return cull_err_set(e, EXIT_DATA, "bad header: expected '['");
+	for (*k = 0; (size_t)*k < a->n; (*k)++) {
+		const json_value *v = &a->kids[*k];
+
+		if (*k == ST_MAXDIM)
+			return cull_err_set(e, EXIT_DATA, "tensor %s: bad %s", t->name, what);
+		if (v->type != JSON_NUM)
+			return cull_err_set(e, EXIT_DATA, "bad header: expected an integer");
+		n = v->len < sizeof text - 1 ? v->len : sizeof text - 1;
+		memcpy(text, v->s, n);
+		text[n] = 0;
+		errno = 0;
+		x[*k] = strtoll(text, &end, 10);
+		if (end == text || errno)
+			return cull_err_set(e, EXIT_DATA, "bad header: expected an integer");
+		if (x[*k] < 0)
+			return cull_err_set(e, EXIT_DATA, "tensor %s: bad %s", t->name, what);
+		if (!v->is_int)      /* a fraction or an exponent after the integer */
+			return cull_err_set(e, EXIT_DATA, "bad header: expected ']'");
 	}
-	if (!have_dtype || !have_shape || !have_off)
-		return fail(p, "tensor %s: missing dtype, shape or data_offsets", e->name);
 	return 0;
 }
 
-int st_parse(st_file *f, unsigned char *buf, size_t size, char *err, size_t errlen)
+static int header_dtype(st_entry *t, const json_value *v, cull_err *e)
 {
-	parser p = { .err = err, .errlen = errlen };
-	uint64_t hlen = 0;
+	if (v->type != JSON_STR)
+		return cull_err_set(e, EXIT_DATA, "bad header: expected '\"'");
+	t->dtype = -1;
+	for (int i = 0; i < ST_NDTYPES; i++)
+		if (strcmp(v->s, dtype_names[i]) == 0)
+			t->dtype = i;
+	if (t->dtype < 0)
+		return cull_err_set(e, EXIT_DATA, "tensor %s: unsupported dtype %s", t->name, v->s);
+	return 0;
+}
+
+/* One tensor's {"dtype": ..., "shape": [...], "data_offsets": [begin, end]}. */
+static int header_entry(st_entry *t, const json_value *v, cull_err *e)
+{
+	int have_dtype = 0, have_shape = 0, have_off = 0, k;
+	int64_t x[ST_MAXDIM];
+
+	if (v->type != JSON_OBJ)
+		return cull_err_set(e, EXIT_DATA, "bad header: expected '{'");
+	if (v->n == 0)
+		return cull_err_set(e, EXIT_DATA, "bad header: expected '\"'");
+	for (size_t i = 0; i < v->n; i++) {
+		const char *key = v->keys[i];
+
+		if (strcmp(key, "dtype") == 0) {
+			if (header_dtype(t, &v->kids[i], e) < 0)
+				return -1;
+			have_dtype = 1;
+		} else if (strcmp(key, "shape") == 0) {
+			if (header_ints(t, &v->kids[i], "shape", x, &k, e) < 0)
+				return -1;
+			t->ndim = k;
+			memcpy(t->shape, x, sizeof(int64_t) * k);
+			have_shape = 1;
+		} else if (strcmp(key, "data_offsets") == 0) {
+			if (header_ints(t, &v->kids[i], "data_offsets", x, &k, e) < 0)
+				return -1;
+			if (k != 2 || x[1] < x[0])
+				return cull_err_set(e, EXIT_DATA, "tensor %s: bad data_offsets", t->name);
+			t->begin = (size_t)x[0];
+			t->end = (size_t)x[1];
+			have_off = 1;
+		} else if (skipped(&v->kids[i], 31, e) < 0) {
+			return -1;
+		}
+	}
+	if (!have_dtype || !have_shape || !have_off)
+		return cull_err_set(e, EXIT_DATA, "tensor %s: missing dtype, shape or data_offsets",
+		                    t->name);
+	return 0;
+}
+
+/* The header's members in order: the metadata and the tensors, each checked against the
+ * data section. */
+static int header_tensors(st_file *f, const json_value *h, cull_err *e)
+{
 	size_t cap = 0;
+
+	for (size_t i = 0; i < h->n; i++) {
+		if (strcmp(h->keys[i], "__metadata__") == 0) {
+			if (header_meta(f, &h->kids[i], e) < 0)
+				return -1;
+			continue;
+		}
+		if (f->n == cap)
+			f->e = xreallocarray(f->e, cap = cap ? 2 * cap : 64, sizeof(st_entry));
+		st_entry *t = &f->e[f->n++];
+		memset(t, 0, sizeof(*t));
+		t->name = xstrdup(h->keys[i]);
+		if (header_entry(t, &h->kids[i], e) < 0)
+			return -1;
+		if (t->end > f->data_size)
+			return cull_err_set(e, EXIT_DATA, "tensor %s: data past the end of the file",
+			                    t->name);
+		int64_t numel = st_numel(t);
+		size_t bytes = t->end - t->begin, size = dtype_sizes[t->dtype];
+		if (numel < 0)
+			return cull_err_set(e, EXIT_DATA, "tensor %s: shape too large", t->name);
+		if (bytes % size || bytes / size != (uint64_t)numel)
+			return cull_err_set(e, EXIT_DATA, "tensor %s: %zu bytes for %lld %s elements",
+			                    t->name, bytes, (long long)numel, dtype_names[t->dtype]);
+	}
+	return 0;
+}
+
+int st_parse(st_file *f, unsigned char *buf, size_t size, cull_err *e)
+{
+	const char *h;
+	uint64_t hlen = 0;
+	json_value root;
+	cull_err je;
+	size_t i;
+	int rc;
 
 	memset(f, 0, sizeof(*f));
 	f->buf = buf;
 	f->size = size;
-	if (size < 8) {
-		snprintf(err, errlen, "file too short for a safetensors header");
-		return -1;
-	}
-	for (int i = 7; i >= 0; i--)
-		hlen = hlen << 8 | buf[i];
-	if (hlen > size - 8) {
-		snprintf(err, errlen, "header length %llu past the end of the file", (unsigned long long)hlen);
-		return -1;
-	}
-	p.s = (const char *)buf + 8;
-	p.end = p.s + hlen;
+	if (size < 8)
+		return cull_err_set(e, EXIT_DATA, "file too short for a safetensors header");
+	for (int b = 7; b >= 0; b--)
+		hlen = hlen << 8 | buf[b];
+	if (hlen > size - 8)
+		return cull_err_set(e, EXIT_DATA, "header length %llu past the end of the file",
+		                    (unsigned long long)hlen);
+	h = (const char *)buf + 8;
 	f->data = buf + 8 + hlen;
 	f->data_size = size - 8 - hlen;
-	if (expect(&p, '{') < 0)
-		return -1;
-	ws(&p);
-	if (p.s < p.end && *p.s == '}')
-		return 0;
-	for (;;) {
-		char *name = str(&p);
-		if (!name || expect(&p, ':') < 0) {
-			free(name);
-			return -1;
-		}
-		if (strcmp(name, "__metadata__") == 0) {
-			free(name);
-			if (parse_meta(&p, f) < 0)
-				return -1;
-		} else {
-			if (f->n == cap)
-				f->e = xreallocarray(f->e, cap = cap ? 2 * cap : 64, sizeof(st_entry));
-			st_entry *e = &f->e[f->n++];
-			memset(e, 0, sizeof(*e));
-			e->name = name;
-			if (parse_entry(&p, e) < 0)
-				return -1;
-			if (e->end > f->data_size)
-				return fail(&p, "tensor %s: data past the end of the file", name);
-			int64_t numel = st_numel(e);
-			size_t bytes = e->end - e->begin, size = dtype_sizes[e->dtype];
-			if (numel < 0)
-				return fail(&p, "tensor %s: shape too large", name);
-			if (bytes % size || bytes / size != (uint64_t)numel)
-				return fail(&p, "tensor %s: %zu bytes for %lld %s elements", name,
-				            bytes, (long long)numel, dtype_names[e->dtype]);
-		}
-		ws(&p);
-		if (p.s < p.end && *p.s == ',') {
-			p.s++;
-			continue;
-		}
-		return expect(&p, '}');
-	}
+	for (i = 0; i < hlen && (h[i] == ' ' || h[i] == '\t' || h[i] == '\n' || h[i] == '\r'); i++)
+		;
+	if (i == hlen || h[i] != '{')
+		return cull_err_set(e, EXIT_DATA, "bad header: expected '{'");
+	/* what follows the header's object (padding) is not read */
+	if (json_parse(&root, h, hlen, NULL, NULL, &je, NULL) < 0)
+		return cull_err_set(e, EXIT_DATA, "bad header: %s", je.msg);
+	rc = header_tensors(f, &root, e);
+	json_free(&root);
+	return rc;
 }
 
-int st_load(st_file *f, const char *path, char *err, size_t errlen)
+int st_load(st_file *f, const char *path, cull_err *e)
 {
 	FILE *fp = fopen(path, "rb");
 	unsigned char *buf = NULL;
 	size_t n = 0, cap = 0, r;
-	char sub[200];
+	cull_err sub;
 
 	memset(f, 0, sizeof(*f));
-	if (!fp) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
+	if (!fp)
+		return cull_err_set(e, EXIT_IO, "%s: %s", path, strerror(errno));
 	do {
 		if (cap - n < 1 << 20)
 			buf = xrealloc(buf, cap = cap ? 2 * cap : 1 << 22);
@@ -401,14 +254,15 @@ int st_load(st_file *f, const char *path, char *err, size_t errlen)
 		n += r;
 	} while (r > 0);
 	if (ferror(fp)) {
-		snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+		cull_err_set(e, EXIT_IO, "%s: read error: %s", path, strerror(errno));
 		fclose(fp);
 		free(buf);
 		return -1;
 	}
 	fclose(fp);
-	if (st_parse(f, buf, n, sub, sizeof(sub)) < 0) {
-		snprintf(err, errlen, "%s: %s", path, sub);
+	if (st_parse(f, buf, n, &sub) < 0) {
+		/* the reason is cut at 199 bytes, as it always was */
+		cull_err_set(e, EXIT_DATA, "%s: %.199s", path, sub.msg);
 		st_free(f);
 		return -1;
 	}
@@ -513,6 +367,7 @@ struct st_writer {
 	size_t n, cap;
 	char **meta;      /* key, value pairs */
 	size_t nmeta;
+	cull_err err;     /* a tensor st_add could not take; st_write reports it */
 };
 
 st_writer *st_writer_new(void)
@@ -523,8 +378,12 @@ st_writer *st_writer_new(void)
 void st_add(st_writer *w, const char *name, int dtype, int ndim, const int64_t *shape,
             const void *data)
 {
-	if (ndim > ST_MAXDIM)
-		die(EXIT_DATA, "tensor %s: %d dimensions (at most %d)", name, ndim, ST_MAXDIM);
+	if (ndim > ST_MAXDIM) {
+		if (!w->err.code)
+			cull_err_set(&w->err, EXIT_DATA, "tensor %s: %d dimensions (at most %d)", name,
+			             ndim, ST_MAXDIM);
+		return;
+	}
 	if (w->n == w->cap)
 		w->it = xreallocarray(w->it, w->cap = w->cap ? 2 * w->cap : 64, sizeof(st_item));
 	st_item *t = &w->it[w->n++];
@@ -543,97 +402,106 @@ void st_meta(st_writer *w, const char *key, const char *value)
 	w->nmeta++;
 }
 
-typedef struct {
-	char *s;
-	size_t n, cap;
-} sbuf;
-
-static void put(sbuf *b, const char *fmt, ...)
+static void writer_free(st_writer *w)
 {
-	va_list ap;
-	int k;
-
-	va_start(ap, fmt);
-	k = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (b->n + (size_t)k + 1 > b->cap)
-		b->s = xrealloc(b->s, b->cap = 2 * (b->n + (size_t)k + 1));
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
-	va_end(ap);
-	b->n += (size_t)k;
-}
-
-static void put_str(sbuf *b, const char *s)
-{
-	put(b, "\"");
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			put(b, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			put(b, "\\u%04x", *s);
-		else
-			put(b, "%c", *s);
-	}
-	put(b, "\"");
-}
-
-void st_write(st_writer *w, const char *path)
-{
-	sbuf h = { 0 };
-	size_t off = 0;
-	FILE *f;
-	const char *name = io_name(path, 1);
-	unsigned char len[8];
-
-	put(&h, "{");
-	if (w->nmeta) {
-		put(&h, "\"__metadata__\":{");
-		for (size_t i = 0; i < w->nmeta; i++) {
-			put(&h, i ? "," : "");
-			put_str(&h, w->meta[2 * i]);
-			put(&h, ":");
-			put_str(&h, w->meta[2 * i + 1]);
-		}
-		put(&h, "}");
-	}
-	for (size_t i = 0; i < w->n; i++) {
-		st_item *t = &w->it[i];
-		int64_t numel = 1;
-		put(&h, i || w->nmeta ? "," : "");
-		put_str(&h, t->name);
-		put(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_names[t->dtype]);
-		for (int d = 0; d < t->ndim; d++) {
-			put(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-			numel *= t->shape[d];
-		}
-		size_t bytes = (size_t)numel * dtype_sizes[t->dtype];
-		put(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
-		off += bytes;
-	}
-	put(&h, "}");
-	while (h.n % 8)          /* pad the header with spaces to keep the data aligned */
-		put(&h, " ");
-	for (int i = 0; i < 8; i++)
-		len[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
-	f = xfopen(path, "wb");
-	xfwrite(len, 8, f, name);
-	xfwrite(h.s, h.n, f, name);
-	for (size_t i = 0; i < w->n; i++) {
-		st_item *t = &w->it[i];
-		int64_t numel = 1;
-		for (int d = 0; d < t->ndim; d++)
-			numel *= t->shape[d];
-		if (numel)
-			xfwrite(t->data, (size_t)numel * dtype_sizes[t->dtype], f, name);
-	}
-	xfclose(f, name);
 	for (size_t i = 0; i < w->n; i++)
 		free(w->it[i].name);
 	for (size_t i = 0; i < 2 * w->nmeta; i++)
 		free(w->meta[i]);
 	free(w->meta);
 	free(w->it);
-	free(h.s);
 	free(w);
+}
+
+/* A name or metadata string, control characters as \u00XX as this writer always did. */
+static void put_name(json_buf *h, const char *s)
+{
+	json_put_str(h, s, strlen(s), JSON_ESCAPE_U);
+}
+
+/* The JSON header, padded with spaces to a multiple of 8 bytes. */
+static void header(json_buf *h, const st_writer *w)
+{
+	size_t off = 0;
+
+	json_putc(h, '{');
+	if (w->nmeta) {
+		json_printf(h, "\"__metadata__\":{");
+		for (size_t i = 0; i < w->nmeta; i++) {
+			if (i)
+				json_putc(h, ',');
+			put_name(h, w->meta[2 * i]);
+			json_putc(h, ':');
+			put_name(h, w->meta[2 * i + 1]);
+		}
+		json_putc(h, '}');
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		const st_item *t = &w->it[i];
+		int64_t numel = 1;
+		if (i || w->nmeta)
+			json_putc(h, ',');
+		put_name(h, t->name);
+		json_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_names[t->dtype]);
+		for (int d = 0; d < t->ndim; d++) {
+			json_printf(h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+			numel *= t->shape[d];
+		}
+		size_t bytes = (size_t)numel * dtype_sizes[t->dtype];
+		json_printf(h, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
+		off += bytes;
+	}
+	json_putc(h, '}');
+	while (h->n % 8)          /* pad the header with spaces to keep the data aligned */
+		json_putc(h, ' ');
+}
+
+/* The 8-byte length, the header and the tensors to f: 0 or -1. */
+static int write_all(FILE *f, const char *name, const st_writer *w, const json_buf *h,
+                     cull_err *e)
+{
+	unsigned char len[8];
+
+	for (int i = 0; i < 8; i++)
+		len[i] = (unsigned char)((uint64_t)h->n >> (8 * i));
+	if (cull_fwrite(len, 8, f, name, e) < 0 || cull_fwrite(h->p, h->n, f, name, e) < 0)
+		return -1;
+	for (size_t i = 0; i < w->n; i++) {
+		const st_item *t = &w->it[i];
+		int64_t numel = 1;
+		for (int d = 0; d < t->ndim; d++)
+			numel *= t->shape[d];
+		if (numel && cull_fwrite(t->data, (size_t)numel * dtype_sizes[t->dtype], f, name,
+		                         e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int st_write(st_writer *w, const char *path, cull_err *e)
+{
+	const char *name = io_name(path, 1);
+	json_buf h = { 0 };
+	FILE *f;
+	int rc = -1;
+
+	if (w->err.code) {
+		if (e)
+			*e = w->err;
+		writer_free(w);
+		return -1;
+	}
+	header(&h, w);
+	if ((f = cull_fopen(path, "wb", e))) {
+		rc = write_all(f, name, w, &h, e);
+		if (rc < 0) {
+			if (f != stdout)
+				fclose(f);
+		} else {
+			rc = cull_fclose(f, name, e);
+		}
+	}
+	writer_free(w);
+	free(h.p);
+	return rc;
 }

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io.h"
+
 /*
  * Layout: 8-byte little-endian header length N, N bytes of JSON
  *   {"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...,
@@ -35,10 +37,12 @@ typedef struct {
 	size_t nmeta;
 } st_file;
 
-/* Read and parse a file. On failure returns -1 with a message in err (naming the path). */
-int st_load(st_file *f, const char *path, char *err, size_t errlen);
-/* Parse a buffer (takes ownership of buf, which must come from malloc). */
-int st_parse(st_file *f, unsigned char *buf, size_t size, char *err, size_t errlen);
+/* Read and parse a file: 0, or -1 with f empty and a message in e naming the path
+ * (EXIT_IO when it cannot be read, EXIT_DATA when it is not safetensors). */
+int st_load(st_file *f, const char *path, cull_err *e);
+/* Parse a buffer (takes ownership of buf, which must come from malloc): 0, or -1 with a
+ * message in e (EXIT_DATA); st_free(f) frees it either way. */
+int st_parse(st_file *f, unsigned char *buf, size_t size, cull_err *e);
 void st_free(st_file *f);
 
 const st_entry *st_find(const st_file *f, const char *name);
@@ -55,11 +59,13 @@ void st_to_i64(const st_file *f, const st_entry *e, int64_t *dst);
 /* Writing: collect tensors (the data is referenced, not copied, until st_write), then write. */
 typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);
+/* A tensor of more than ST_MAXDIM dimensions is left out, and st_write reports it. */
 void st_add(st_writer *w, const char *name, int dtype, int ndim, const int64_t *shape,
             const void *data);
 /* Optional string metadata (the "__metadata__" map). */
 void st_meta(st_writer *w, const char *key, const char *value);
-/* Write to path ("-" = stdout); dies with EXIT_IO naming the path on failure. Frees w. */
-void st_write(st_writer *w, const char *path);
+/* Write to path ("-" = stdout) and free w: 0, or -1 with the error in e (EXIT_IO naming
+ * the path; EXIT_DATA for a tensor st_add could not take). */
+int st_write(st_writer *w, const char *path, cull_err *e);
 
 #endif

@@ -17,56 +17,57 @@ static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
 		snprintf(buf + k, len - k, "]");
 }
 
-int nn_load(nn_model *m, const char *path, int flags, char *err, size_t errlen)
+int nn_load(nn_model *m, const char *path, int flags, cull_err *e)
 {
 	st_file f;
 	char a[80], b[80];
 
-	if (st_load(&f, path, err, errlen) < 0)
+	if (st_load(&f, path, e) < 0)
 		return -1;
 	/* check everything first, so a failed load leaves the model unchanged */
 	for (int i = 0; i < m->nt; i++) {
 		const nn_tensor *t = &m->t[i];
-		const st_entry *e = st_find(&f, t->name);
-		if (!e) {
+		const st_entry *st = st_find(&f, t->name);
+		if (!st) {
 			if (t->kind == NN_COUNTER)
 				continue;     /* old checkpoints lack num_batches_tracked */
-			snprintf(err, errlen, "%s: missing tensor %s (model %s)", path, t->name, m->arch);
+			cull_err_set(e, EXIT_DATA, "%s: missing tensor %s (model %s)", path, t->name,
+			             m->arch);
 			goto fail;
 		}
-		int same = e->ndim == t->ndim;
+		int same = st->ndim == t->ndim;
 		for (int d = 0; same && d < t->ndim; d++)
-			same = e->shape[d] == t->shape[d];
+			same = st->shape[d] == t->shape[d];
 		if (!same) {
-			shape_str(a, sizeof a, e->ndim, e->shape);
+			shape_str(a, sizeof a, st->ndim, st->shape);
 			shape_str(b, sizeof b, t->ndim, t->shape);
-			snprintf(err, errlen, "%s: tensor %s has shape %s, model %s wants %s", path,
-			         t->name, a, m->arch, b);
+			cull_err_set(e, EXIT_DATA, "%s: tensor %s has shape %s, model %s wants %s", path,
+			             t->name, a, m->arch, b);
 			goto fail;
 		}
-		if (t->kind != NN_COUNTER && e->dtype != ST_F32 && e->dtype != ST_F16 &&
-		    e->dtype != ST_BF16 && e->dtype != ST_F64) {
-			snprintf(err, errlen, "%s: tensor %s has dtype %s, not a float", path, t->name,
-			         st_dtype_name(e->dtype));
+		if (t->kind != NN_COUNTER && st->dtype != ST_F32 && st->dtype != ST_F16 &&
+		    st->dtype != ST_BF16 && st->dtype != ST_F64) {
+			cull_err_set(e, EXIT_DATA, "%s: tensor %s has dtype %s, not a float", path,
+			             t->name, st_dtype_name(st->dtype));
 			goto fail;
 		}
 	}
 	if (!(flags & NN_LOAD_IGNORE_EXTRA))
 		for (size_t i = 0; i < f.n; i++)
 			if (!nn_find(m, f.e[i].name)) {
-				snprintf(err, errlen, "%s: unexpected tensor %s (model %s)", path, f.e[i].name,
-				         m->arch);
+				cull_err_set(e, EXIT_DATA, "%s: unexpected tensor %s (model %s)", path,
+				             f.e[i].name, m->arch);
 				goto fail;
 			}
 	for (int i = 0; i < m->nt; i++) {
 		const nn_tensor *t = &m->t[i];
-		const st_entry *e = st_find(&f, t->name);
-		if (!e)
+		const st_entry *st = st_find(&f, t->name);
+		if (!st)
 			m->counters[t->off] = 0;
 		else if (t->kind == NN_COUNTER)
-			st_to_i64(&f, e, &m->counters[t->off]);
+			st_to_i64(&f, st, &m->counters[t->off]);
 		else
-			st_to_f32(&f, e, nn_tensor_data(m, t));
+			st_to_f32(&f, st, nn_tensor_data(m, t));
 	}
 	st_free(&f);
 	m->sgd_steps = 0;
@@ -100,12 +101,12 @@ st_writer *nn_save_writer(const nn_model *m)
 	return w;
 }
 
-void nn_save(const nn_model *m, const char *path)
+int nn_save(const nn_model *m, const char *path, cull_err *e)
 {
-	st_write(nn_save_writer(m), path);
+	return st_write(nn_save_writer(m), path, e);
 }
 
-void nn_save_optim(const nn_model *m, const char *path)
+int nn_save_optim(const nn_model *m, const char *path, cull_err *e)
 {
 	st_writer *w = st_writer_new();
 	int64_t one[1] = { 1 }, steps = m->sgd_steps;
@@ -120,37 +121,38 @@ void nn_save_optim(const nn_model *m, const char *path)
 		snprintf(name, sizeof name, "momentum.%s", t->name);
 		st_add(w, name, ST_F32, t->ndim, t->shape, m->momentum + t->off);
 	}
-	st_write(w, path);
+	return st_write(w, path, e);
 }
 
-int nn_load_optim(nn_model *m, const char *path, char *err, size_t errlen)
+int nn_load_optim(nn_model *m, const char *path, cull_err *e)
 {
 	st_file f;
 	char name[96];
-	const st_entry *e;
+	const st_entry *st;
 
-	if (st_load(&f, path, err, errlen) < 0)
+	if (st_load(&f, path, e) < 0)
 		return -1;
 	for (int i = 0; i < m->nt; i++) {
 		const nn_tensor *t = &m->t[i];
 		if (t->kind != NN_PARAM)
 			continue;
 		snprintf(name, sizeof name, "momentum.%s", t->name);
-		e = st_find(&f, name);
-		if (!e || (size_t)st_numel(e) != t->numel) {
-			snprintf(err, errlen, "%s: %s tensor %s", path, e ? "mis-shaped" : "missing", name);
+		st = st_find(&f, name);
+		if (!st || (size_t)st_numel(st) != t->numel) {
+			cull_err_set(e, EXIT_DATA, "%s: %s tensor %s", path,
+			             st ? "mis-shaped" : "missing", name);
 			st_free(&f);
 			return -1;
 		}
 	}
-	e = st_find(&f, "sgd_steps");
-	if (!e || st_numel(e) != 1) {
-		snprintf(err, errlen, "%s: missing tensor sgd_steps", path);
+	st = st_find(&f, "sgd_steps");
+	if (!st || st_numel(st) != 1) {
+		cull_err_set(e, EXIT_DATA, "%s: missing tensor sgd_steps", path);
 		st_free(&f);
 		return -1;
 	}
 	int64_t steps;
-	st_to_i64(&f, e, &steps);
+	st_to_i64(&f, st, &steps);
 	m->sgd_steps = steps;
 	for (int i = 0; i < m->nt; i++) {
 		const nn_tensor *t = &m->t[i];

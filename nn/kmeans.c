@@ -1,7 +1,6 @@
 /* Spherical k-means: k-means++ seeding, Lloyd iterations over sgemm blocks, safetensors centroid files. */
 #include "kmeans.h"
 #include "safetensors.h"
-#include "io.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -197,7 +196,7 @@ double kmeans_assign(int32_t *assign, float *sim, const float *x, size_t n, int 
 	if (n == 0)
 		return 0;
 	if (nb > (size_t)INT32_MAX)
-		die(EXIT_NOMEM, "k-means: too many rows (%zu)", n);
+		die_nomem("k-means: too many rows (%zu)", n);
 	a.part = xcalloc(nb, sizeof *a.part);
 	a.scratch = xcalloc((size_t)nt, sizeof *a.scratch);
 	for (t = 0; t < nt; t++)
@@ -492,17 +491,21 @@ static void seed_pp(float *c, const float *x, size_t n, int d, const kmeans_opts
 		free(s);
 }
 
-void kmeans_fit(float *c, int32_t *assign, float *sim, kmeans_result *res, const float *x,
-                size_t n, int d, const kmeans_opts *o)
+int kmeans_fit(float *c, int32_t *assign, float *sim, kmeans_result *res, const float *x,
+               size_t n, int d, const kmeans_opts *o, cull_err *e)
 {
 	uint64_t rng = o->seed ^ 0x636f6c6c6b6d6e73ULL;   /* "collkmns" */
-	int32_t *as = assign ? assign : xmalloc((n ? n : 1) * sizeof *as);
-	float *sm = sim ? sim : xmalloc((n ? n : 1) * sizeof *sm);
-	double obj, prev, *hist = xcalloc((size_t)o->iters + 1, sizeof *hist);
+	int32_t *as;
+	float *sm;
+	double obj, prev, *hist;
 	int it, done = 0, reseeded = 0;
 
 	if (o->k < 1 || (size_t)o->k > n)
-		die(EXIT_USAGE, "k-means: k = %d needs 1 <= k <= n = %zu", o->k, n);
+		return cull_err_set(e, EXIT_USAGE, "k-means: k = %d needs 1 <= k <= n = %zu", o->k,
+		                    n);
+	as = assign ? assign : xmalloc((n ? n : 1) * sizeof *as);
+	sm = sim ? sim : xmalloc((n ? n : 1) * sizeof *sm);
+	hist = xcalloc((size_t)o->iters + 1, sizeof *hist);
 	seed_pp(c, x, n, d, o, &rng);
 	obj = kmeans_assign(as, sm, x, n, d, c, o->k) / (double)n;
 	hist[0] = obj;
@@ -533,6 +536,7 @@ void kmeans_fit(float *c, int32_t *assign, float *sim, kmeans_result *res, const
 		free(as);
 	if (!sim)
 		free(sm);
+	return 0;
 }
 
 /* ---- cluster separation ---- */
@@ -569,11 +573,13 @@ void kmeans_separation(float *sep, const float *c, int k, int d, int m)
 
 /* ---- centroid files (safetensors, formats/safetensors.h) ---- */
 
-void kmeans_save(const char *path, const kmeans_file *kf)
+int kmeans_save(const char *path, const kmeans_file *kf, cull_err *e)
 {
 	st_writer *w = st_writer_new();
 	int64_t cs[2] = { kf->k, kf->d }, ls[1] = { (int64_t)kf->nclasses };
 	int64_t ms[2] = { (int64_t)kf->nclasses, kf->d };
+	char *tmp;
+	int rc;
 
 	st_meta(w, "format", "cull-kmeans");
 	st_add(w, "centroids", ST_F32, 2, cs, kf->c);
@@ -581,14 +587,15 @@ void kmeans_save(const char *path, const kmeans_file *kf)
 		st_add(w, "classes", ST_I64, 1, ls, kf->classes);
 		st_add(w, "class_means", ST_F32, 2, ms, kf->class_means);
 	}
-	if (is_replaceable(path)) {       /* atomically: an old file survives a failed write */
-		char *tmp = temp_path(path);
-		st_write(w, tmp);
-		commit_file(tmp, path);
-		free(tmp);
-	} else {
-		st_write(w, path);
-	}
+	if (!is_replaceable(path))
+		return st_write(w, path, e);
+	/* atomically: an old file survives a failed write */
+	tmp = temp_path(path);
+	rc = st_write(w, tmp, e);
+	if (rc == 0)
+		rc = cull_commit_file(tmp, path, e);
+	free(tmp);
+	return rc;
 }
 
 /* Normalise rows that are not unit already, so saved centroids load bit for bit. */
@@ -604,51 +611,73 @@ static void renormalize(float *v, size_t n, int d)
 	}
 }
 
-/* A tensor of ndim dimensions, each in [1, 2^31]; dies naming the file otherwise. */
-static void check_shape(const st_entry *e, int ndim, const char *path)
+/* A tensor of ndim dimensions, each in [1, 2^31]: 0, or -1 with e naming the file. */
+static int check_shape(const st_entry *t, int ndim, const char *path, cull_err *e)
 {
-	if (e->ndim != ndim)
-		die(EXIT_DATA, "%s: tensor '%s' must have %d dimension%s", path, e->name, ndim,
-		    ndim > 1 ? "s" : "");
+	if (t->ndim != ndim)
+		return cull_err_set(e, EXIT_DATA, "%s: tensor '%s' must have %d dimension%s", path,
+		                    t->name, ndim, ndim > 1 ? "s" : "");
 	for (int i = 0; i < ndim; i++)
-		if (e->shape[i] < 1 || e->shape[i] > ((int64_t)1 << 31))
-			die(EXIT_DATA, "%s: tensor '%s' has a bad shape", path, e->name);
+		if (t->shape[i] < 1 || t->shape[i] > ((int64_t)1 << 31))
+			return cull_err_set(e, EXIT_DATA, "%s: tensor '%s' has a bad shape", path,
+			                    t->name);
+	return 0;
 }
 
-void kmeans_load(kmeans_file *kf, const char *path)
+/* The optional class means: 0, or -1 with e set. */
+static int load_classes(kmeans_file *kf, const st_file *f, const char *path, cull_err *e)
+{
+	const st_entry *cl = st_find(f, "classes"), *cm = st_find(f, "class_means");
+
+	if (!cl != !cm)
+		return cull_err_set(e, EXIT_DATA, "%s: 'classes' and 'class_means' do not match",
+		                    path);
+	if (!cl)
+		return 0;
+	if (check_shape(cl, 1, path, e) < 0 || check_shape(cm, 2, path, e) < 0)
+		return -1;
+	if (cm->shape[0] != cl->shape[0] || cm->shape[1] != kf->d)
+		return cull_err_set(e, EXIT_DATA, "%s: 'classes' and 'class_means' do not match",
+		                    path);
+	kf->nclasses = (size_t)cl->shape[0];
+	kf->classes = xmalloc(kf->nclasses * sizeof *kf->classes);
+	st_to_i64(f, cl, kf->classes);
+	kf->class_means = xmalloc(kf->nclasses * kf->d * sizeof(float));
+	st_to_f32(f, cm, kf->class_means);
+	renormalize(kf->class_means, kf->nclasses, kf->d);
+	return 0;
+}
+
+int kmeans_load(kmeans_file *kf, const char *path, cull_err *e)
 {
 	st_file f;
-	char err[512];
-	const st_entry *c, *cl, *cm;
+	cull_err sub;
+	const st_entry *c;
 
 	memset(kf, 0, sizeof *kf);
-	if (st_load(&f, path, err, sizeof err) < 0)
-		die(EXIT_DATA, "%s: not a safetensors centroid file (%s)", path, err);
-	if (!(c = st_find(&f, "centroids")))
-		die(EXIT_DATA, "%s: no 'centroids' tensor", path);
-	check_shape(c, 2, path);
+	if (st_load(&f, path, &sub) < 0)
+		/* the reason is cut at 511 bytes, as it always was */
+		return cull_err_set(e, EXIT_DATA, "%s: not a safetensors centroid file (%.511s)",
+		                    path, sub.msg);
+	if (!(c = st_find(&f, "centroids"))) {
+		cull_err_set(e, EXIT_DATA, "%s: no 'centroids' tensor", path);
+		goto fail;
+	}
+	if (check_shape(c, 2, path, e) < 0)
+		goto fail;
 	kf->k = (int)c->shape[0];
 	kf->d = (int)c->shape[1];
 	kf->c = xmalloc((size_t)kf->k * kf->d * sizeof(float));
 	st_to_f32(&f, c, kf->c);
 	renormalize(kf->c, (size_t)kf->k, kf->d);
-	cl = st_find(&f, "classes");
-	cm = st_find(&f, "class_means");
-	if (!cl != !cm)
-		die(EXIT_DATA, "%s: 'classes' and 'class_means' do not match", path);
-	if (cl) {
-		check_shape(cl, 1, path);
-		check_shape(cm, 2, path);
-		if (cm->shape[0] != cl->shape[0] || cm->shape[1] != kf->d)
-			die(EXIT_DATA, "%s: 'classes' and 'class_means' do not match", path);
-		kf->nclasses = (size_t)cl->shape[0];
-		kf->classes = xmalloc(kf->nclasses * sizeof *kf->classes);
-		st_to_i64(&f, cl, kf->classes);
-		kf->class_means = xmalloc(kf->nclasses * kf->d * sizeof(float));
-		st_to_f32(&f, cm, kf->class_means);
-		renormalize(kf->class_means, kf->nclasses, kf->d);
-	}
+	if (load_classes(kf, &f, path, e) < 0)
+		goto fail;
 	st_free(&f);
+	return 0;
+fail:
+	st_free(&f);
+	kmeans_file_free(kf);
+	return -1;
 }
 
 void kmeans_file_free(kmeans_file *kf)

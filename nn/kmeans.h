@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io.h"
+
 /*
  * Vectors are rows of a row-major float matrix x[n, d], normalised to unit length
  * (kmeans_normalize). Centroids c[k, d] are unit vectors too. A point belongs to the
@@ -39,13 +41,15 @@ int kmeans_threads(void);
 /* Scale every row of x[n, d] to unit length; returns the number of zero rows (left zero). */
 size_t kmeans_normalize(float *x, size_t n, int d);
 
-/* Fit: c[k, d] out, x[n, d] unit rows in, k <= n. assign[n] and sim[n] (may be NULL) get
- * the final assignment and the similarity to it. res may be NULL. */
-void kmeans_fit(float *c, int32_t *assign, float *sim, kmeans_result *res, const float *x,
-                size_t n, int d, const kmeans_opts *o);
+/* Fit: c[k, d] out, x[n, d] unit rows in. assign[n] and sim[n] (may be NULL) get the
+ * final assignment and the similarity to it. res may be NULL. Returns 0, or -1 with
+ * EXIT_USAGE in e when k is not in 1..n. */
+int kmeans_fit(float *c, int32_t *assign, float *sim, kmeans_result *res, const float *x,
+               size_t n, int d, const kmeans_opts *o, cull_err *e);
 
 /* Assignment: assign[n] = argmax_j x_i.c_j, sim[n] = that dot product; returns the sum of
- * (1 - sim). The same blocks and arithmetic as the fitting loop. */
+ * (1 - sim). The same blocks and arithmetic as the fitting loop. More than 2^31 blocks of
+ * rows (over 5 * 10^11 rows) is fatal, as running out of memory is. */
 double kmeans_assign(int32_t *assign, float *sim, const float *x, size_t n, int d,
                      const float *c, int k);
 
@@ -66,9 +70,11 @@ typedef struct {
 	float *class_means;    /* [nclasses, d] */
 } kmeans_file;
 
-void kmeans_save(const char *path, const kmeans_file *f);
-/* Dies with EXIT_DATA naming the file when it is not a valid centroid file. */
-void kmeans_load(kmeans_file *f, const char *path);
+/* Written atomically where path is a regular file: 0, or -1 with the I/O error in e. */
+int kmeans_save(const char *path, const kmeans_file *f, cull_err *e);
+/* 0, or -1 with f empty and EXIT_DATA in e naming the file when it is not a valid
+ * centroid file (or cannot be read). */
+int kmeans_load(kmeans_file *f, const char *path, cull_err *e);
 void kmeans_file_free(kmeans_file *f);
 
 /* A small seeded generator (splitmix64) shared by k-means and the programs. */

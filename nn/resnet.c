@@ -818,16 +818,15 @@ static int count_blocks(const st_file *f, int layer)
 }
 
 int nn_infer_arch(const st_file *f, char *arch, size_t archlen, int *in_ch, double *width,
-                  char *err, size_t errlen)
+                  cull_err *e)
 {
 	const st_entry *c1 = st_find(f, "conv1.weight");
 	int n3, bottleneck, cifar_stem, stages4;
 
 	*in_ch = 0;
-	if (!c1 || c1->ndim != 4) {
-		snprintf(err, errlen, "no 4-d tensor 'conv1.weight': not a torchvision ResNet state dict");
-		return -1;
-	}
+	if (!c1 || c1->ndim != 4)
+		return cull_err_set(e, EXIT_DATA, "no 4-d tensor 'conv1.weight': not a torchvision "
+		                    "ResNet state dict");
 	cifar_stem = c1->shape[2] == 3;
 	bottleneck = st_find(f, "layer1.0.conv3.weight") != NULL;
 	stages4 = st_find(f, "layer4.0.conv1.weight") != NULL;
@@ -842,9 +841,8 @@ int nn_infer_arch(const st_file *f, char *arch, size_t archlen, int *in_ch, doub
 		snprintf(arch, archlen, cifar_stem ? "resnet18-cifar" : "resnet18");
 	else if (stages4 && !bottleneck && n3 == 6 && !cifar_stem)
 		snprintf(arch, archlen, "resnet34");
-	else {
-		snprintf(err, errlen, "cannot infer the architecture from its tensors; give --arch");
-		return -1;
-	}
+	else
+		return cull_err_set(e, EXIT_DATA, "cannot infer the architecture from its tensors; "
+		                    "give --arch");
 	return 0;
 }

@@ -120,18 +120,21 @@ double nn_train_step(nn_model *m, const float *x, const int *labels, int n, cons
 /* Checkpoints (safetensors, torchvision names; loads torch/timm state dicts).
  * Load: F32/F16/BF16 accepted; a missing, extra or mis-shaped tensor is an error naming
  * it, unless flags has NN_LOAD_IGNORE_EXTRA (extra tensors are then ignored, e.g. an fc
- * when num_classes is 0). Returns 0, or -1 with a message in err. */
+ * when num_classes is 0). Returns 0, or -1 with the model unchanged and a message in e
+ * (EXIT_DATA; st_load's EXIT_IO when the file cannot be read). */
 enum { NN_LOAD_IGNORE_EXTRA = 1 };
-int nn_load(nn_model *m, const char *path, int flags, char *err, size_t errlen);
-/* Save F32 params and buffers, I64 num_batches_tracked; metadata arch etc. Dies on I/O. */
-void nn_save(const nn_model *m, const char *path);
+int nn_load(nn_model *m, const char *path, int flags, cull_err *e);
+/* Save F32 params and buffers, I64 num_batches_tracked; metadata arch etc. Returns 0, or
+ * -1 with the I/O error in e. */
+int nn_save(const nn_model *m, const char *path, cull_err *e);
 /* The writer nn_save fills (metadata and every tensor), for callers that add more tensors
  * (a projection head) or metadata before st_write. */
 st_writer *nn_save_writer(const nn_model *m);
 /* Optimizer state for --resume: the momentum buffers ("momentum.<param name>") and the
- * step count ("sgd_steps"), in a separate safetensors file. Load returns 0 or -1 + err. */
-void nn_save_optim(const nn_model *m, const char *path);
-int nn_load_optim(nn_model *m, const char *path, char *err, size_t errlen);
+ * step count ("sgd_steps"), in a separate safetensors file. Both return 0, or -1 with a
+ * message in e. */
+int nn_save_optim(const nn_model *m, const char *path, cull_err *e);
+int nn_load_optim(nn_model *m, const char *path, cull_err *e);
 /* Find a state-dict entry by name, or NULL; its data is nn_tensor_data(). */
 const nn_tensor *nn_find(const nn_model *m, const char *name);
 float *nn_tensor_data(const nn_model *m, const nn_tensor *t);
@@ -139,10 +142,10 @@ float *nn_tensor_data(const nn_model *m, const nn_tensor *t);
 /* The architecture of a torchvision-named ResNet state dict from its tensor shapes:
  * name (resnet18/34/50, resnet18-cifar, resnet20/32/56), input channels and width
  * multiplier (conv1's output channels over 64, or 16 for the CIFAR ResNets). Returns 0,
- * or -1 with a message in err when conv1.weight is missing (*in_ch is then 0) or the
- * shapes fit no model (in_ch and width are still set from conv1). */
+ * or -1 with a message in e (EXIT_DATA) when conv1.weight is missing (*in_ch is then 0)
+ * or the shapes fit no model (in_ch and width are still set from conv1). */
 int nn_infer_arch(const st_file *f, char *arch, size_t archlen, int *in_ch,
-                  double *width, char *err, size_t errlen);
+                  double *width, cull_err *e);
 
 /* What a model file's __metadata__ says about its input (cull-train writes it): the
  * normalisation it was trained with and its image size. A key that is absent or malformed

@@ -53,6 +53,7 @@ static void decode_one(void *ctx, int i, int tid)
 	const wds_member *m = wds_find(&sl->s, "jpg,jpeg,png,ppm,pgm");
 	const wds_member *cm = wds_find(&sl->s, "cls");
 	image_opts io = { 0 };
+	cull_err e;
 
 	(void)tid;
 	sl->ok = 0;
@@ -72,8 +73,10 @@ static void decode_one(void *ctx, int i, int tid)
 	}
 	io.channels = c->channels;
 	io.strict = 1;
-	if (image_decode(&sl->img, m->data, m->size, &io, sl->err, sizeof sl->err) != 0)
+	if (image_decode(&sl->img, m->data, m->size, &io, &e) != 0) {
+		snprintf(sl->err, sizeof sl->err, "%.*s", (int)sizeof sl->err - 1, e.msg);
 		return;
+	}
 	sl->ok = 1;
 }
 

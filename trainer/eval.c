@@ -15,22 +15,23 @@
 static nn_model *model_from_file(options *o, const char *path, const char *want, int encoder)
 {
 	st_file f;
-	char err[512], arch[32];
+	char arch[32];
+	cull_err err;
 	const st_entry *c1, *fc;
 	nn_meta meta;
 	int in_ch;
 	double width;
 	nn_model *m;
 
-	if (st_load(&f, path, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
+	if (st_load(&f, path, &err) != 0)
+		die(EXIT_DATA, "%s", err.msg);
 	c1 = st_find(&f, "conv1.weight");
 	fc = st_find(&f, "fc.weight");
 	if (!c1 || c1->ndim != 4 || (!encoder && (!fc || fc->ndim != 2)))
 		die(EXIT_DATA, "%s: no conv1.weight or fc.weight: not a torchvision ResNet %s", path,
 		    encoder ? "encoder" : "classifier (for an encoder use --knn-eval)");
-	if (nn_infer_arch(&f, arch, sizeof arch, &in_ch, &width, err, sizeof err) != 0 && !want)
-		die(EXIT_USAGE, "%s: %s", path, err);
+	if (nn_infer_arch(&f, arch, sizeof arch, &in_ch, &width, &err) != 0 && !want)
+		die(EXIT_USAGE, "%s: %s", path, err.msg);
 	if (want)
 		snprintf(arch, sizeof arch, "%s", want);
 	nn_read_meta(&meta, &f);
@@ -48,8 +49,8 @@ static nn_model *model_from_file(options *o, const char *path, const char *want,
 	st_free(&f);
 	if (!m)
 		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
-	if (nn_load(m, path, encoder ? NN_LOAD_IGNORE_EXTRA : 0, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
+	if (nn_load(m, path, encoder ? NN_LOAD_IGNORE_EXTRA : 0, &err) != 0)
+		die(EXIT_DATA, "%s", err.msg);
 	return m;
 }
 
@@ -102,7 +103,8 @@ static void write_prediction(void *ctx, size_t i, const float *logits, const flo
 	rec_set_float(&r, "prob", probs[best]);
 	rec_set_float(&r, "loss", loss);
 	rec_set_float(&r, "margin", -(double)logit_margin(logits, c->k, label));
-	rec_write(c->w, &r);
+	if (rec_write(c->w, &r) < 0)
+		die_err(rec_writer_error(c->w));
 	rec_free(&r);
 }
 
@@ -168,6 +170,7 @@ int eval_only(options *o)
 	pred_ctx pc = { NULL, &d, e.m->num_classes };
 	double t0 = now_seconds();
 	eval_result r;
+	cull_err err;
 	const char **paths = xcalloc(o->nval + o->nshards + 1, sizeof *paths);
 	size_t np = 0;
 	char tta[64];
@@ -183,12 +186,12 @@ int eval_only(options *o)
 	if (!d.n)
 		die(EXIT_DATA, "no images to evaluate");
 	eval_setup(&e, o, &d);
-	if (o->predictions)
-		pc.w = rec_writer_open(o->predictions);
+	if (o->predictions && !(pc.w = rec_writer_open(o->predictions, &err)))
+		die_err(&err);
 	r = eval_pass(e.m, &d, &e.a, o->batch, e.x, e.labels, o->tta,
 	              pc.w ? write_prediction : NULL, &pc);
-	if (pc.w)
-		rec_writer_close(pc.w);
+	if (pc.w && rec_writer_close(pc.w, &err) < 0)
+		die_err(&err);
 	/* the result is data: on standard output, unless the predictions took it */
 	FILE *f = o->predictions && strcmp(o->predictions, "-") == 0 ? stderr : stdout;
 	fprintf(f, "{\"n\":%zu,\"val_loss\":%.6f,\"val_acc\":%.6f", d.n, r.loss, r.acc);

@@ -218,10 +218,13 @@ void stats_write(const sample_stats *s, const dataset *d, long epochs, const cha
 {
 	/* atomically, as the checkpoints: a failed write leaves an older scores file whole */
 	char *tmp = is_replaceable(path) ? temp_path(path) : NULL;
-	rec_writer *w = rec_writer_open(tmp ? tmp : path);
+	cull_err e;
+	rec_writer *w = rec_writer_open(tmp ? tmp : path, &e);
 	record r;
 	double runs = s->score_runs_done > 0 ? s->score_runs_done : 1;
 
+	if (!w)
+		die_err(&e);
 	rec_init(&r);
 	for (size_t i = 0; i < s->n; i++) {
 		rec_clear(&r);
@@ -234,10 +237,12 @@ void stats_write(const sample_stats *s, const dataset *d, long epochs, const cha
 		rec_set_float(&r, "loss", s->loss[i]);
 		rec_set_float(&r, "margin", -(double)s->margin[i]);
 		rec_set_int(&r, "pred", s->pred[i]);
-		rec_write(w, &r);
+		if (rec_write(w, &r) < 0)
+			die_err(rec_writer_error(w));
 	}
 	rec_free(&r);
-	rec_writer_close(w);
+	if (rec_writer_close(w, &e) < 0)
+		die_err(&e);
 	if (tmp)
 		commit_file(tmp, path);
 	free(tmp);

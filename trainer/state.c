@@ -18,8 +18,10 @@ void check_replaceable(const char *opt, const char *path)
 void save_model_atomic(st_writer *w, const char *path)
 {
 	char *tmp = temp_path(path);
+	cull_err e;
 
-	st_write(w, tmp);
+	if (st_write(w, tmp, &e) < 0)
+		die_err(&e);
 	commit_file(tmp, path);
 	free(tmp);
 }
@@ -35,6 +37,7 @@ void save_state(const char *path, const nn_model *m, const sample_stats *s,
 	st_writer *w = st_writer_new();
 	int64_t iv[S_COUNT], sh[1], ssl_iv[2];
 	double fv[F_COUNT];
+	cull_err e;
 
 	iv[S_EPOCH] = t->epoch;
 	iv[S_STEP] = t->step;
@@ -77,7 +80,8 @@ void save_state(const char *path, const nn_model *m, const sample_stats *s,
 		ADD("ssl.queue", ST_F32, ss->queue_floats, ss->queue);
 	}
 #undef ADD
-	st_write(w, tmp);
+	if (st_write(w, tmp, &e) < 0)
+		die_err(&e);
 	commit_file(tmp, path);
 	free(tmp);
 }
@@ -129,7 +133,7 @@ int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t, s
                const char *config)
 {
 	st_file f;
-	char err[512];
+	cull_err e;
 	int64_t iv[S_COUNT];
 	double fv[F_COUNT];
 	struct stat sb;
@@ -137,8 +141,8 @@ int load_state(const char *path, nn_model *m, sample_stats *s, train_state *t, s
 
 	if (stat(path, &sb) != 0 && errno == ENOENT)
 		return 1;
-	if (st_load(&f, path, err, sizeof err) != 0)
-		die(EXIT_DATA, "%s", err);
+	if (st_load(&f, path, &e) != 0)
+		die(EXIT_DATA, "%s", e.msg);
 	get(&f, path, "state.int", ST_I64, S_COUNT, iv);
 	get(&f, path, "state.float", ST_F64, F_COUNT, fv);
 	t->epoch = (long)iv[S_EPOCH];

@@ -14,6 +14,7 @@ int main(int argc, char **argv)
 	int d, k, iters, threads;
 	double t0, t1, t2, obj;
 	kmeans_result res;
+	cull_err e;
 
 	cull_init(argv[0]);
 	if (argc != 8)
@@ -34,7 +35,8 @@ int main(int argc, char **argv)
 	kmeans_opts o = { .k = k, .iters = iters, .tol = 0,
 	                  .seed = (uint64_t)parse_int("SEED", argv[6], 0, INT64_MAX) };
 	t0 = now_seconds();
-	kmeans_fit(c, NULL, NULL, &res, x, n, d, &o);
+	if (kmeans_fit(c, NULL, NULL, &res, x, n, d, &o, &e) < 0)
+		die_err(&e);
 	t1 = now_seconds();
 	obj = kmeans_assign(a, NULL, x, n, d, c, k) / (double)n;
 	t2 = now_seconds();

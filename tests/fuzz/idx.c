@@ -2,23 +2,22 @@
 #include "fuzz.h"
 #include "idx.h"
 
-static void run(void *path)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
 	idx_file f;
-	size_t i, n;
+	cull_err e;
+	size_t i, m;
 
-	idx_load(&f, path);
-	n = f.item_size / f.elem_size;
+	if (idx_load(&f, fuzz_path(data, n), &e) < 0) {
+		fuzz_reported(&e);
+		return 0;
+	}
+	m = f.item_size / f.elem_size;
 	if (f.count > 0)
-		for (i = 0; i < n && i < 64; i++) {
+		for (i = 0; i < m && i < 64; i++) {
 			idx_get_int(&f, 0, i);
 			idx_get_int(&f, f.count - 1, i);
 		}
 	idx_free(&f);
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
-{
-	fuzz_call(run, NULL, (void *)fuzz_path(data, n));
 	return 0;
 }

@@ -1,73 +1,73 @@
-/* libFuzzer harness: cull-json's JSON Lines parser (-r) and its records-to-JSON side.
- * filters/json.c is compiled in whole with its main renamed (-Dmain=cull_json_main): an
- * input starting with '{' or white space is cut into lines for line_to_record, anything
- * else is read as records and written by put_record (two functions factored out of
- * from_json and to_json for this harness). */
+/* libFuzzer harness: formats/json (the parser, both dialects) and formats/jsonl (cull-json's
+ * two directions). An input starting with '{' or white space is text: parsed whole as one
+ * JSON value, strict and with Python's NaN, then cut into lines for jsonl_to_record, each
+ * record packed; anything else is read as a record stream and written by jsonl_put_record. */
+#include <string.h>
+
 #include "fuzz.h"
-#include "../../filters/json.c"
+#include "json.h"
+#include "jsonl.h"
 
-static const uint8_t *in;
-static size_t in_len;
-static record r;
-static rec_reader *rd;
-static buf b;
-static jv v;
-static jparser j;
-
-static void run_from(void *arg)
+static void from_text(const uint8_t *data, size_t n, record *r)
 {
-	const uint8_t *p = in, *nl;
+	static const json_options strict = { 0 }, python = { .nan = 1, .max_depth = 64 };
+	const char *p = (const char *)data, *end = p + n, *nl, *at;
+	unsigned long long line = 0;
+	json_value v;
+	cull_err e;
+	int rc;
 
-	(void)arg;
-	j = (jparser){ .name = "<fuzz>" };
-	while (p < in + in_len) {
-		nl = memchr(p, '\n', (size_t)(in + in_len - p));
-		j.line++;
-		j.start = j.p = (const char *)p;
-		j.end = (const char *)(nl ? nl + 1 : in + in_len);
-		memset(&v, 0, sizeof v);
-		if (line_to_record(&j, &r, &v))
-			free(rec_pack(&r, &(size_t){ 0 }));
-		p = (const uint8_t *)j.end;
+	if (json_parse(&v, p, n, &strict, NULL, &e, &at) == 0)
+		json_free(&v);
+	else if (!(at >= p && at <= end))
+		abort();
+	if (json_parse(&v, p, n, &python, NULL, &e, &at) == 0)
+		json_free(&v);
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		nl = nl ? nl + 1 : end;
+		e.code = 0;
+		rc = jsonl_to_record(r, p, (size_t)(nl - p), "<fuzz>", ++line, &e);
+		if (rc > 0)
+			free(rec_pack(r, &(size_t){ 0 }));
+		else if (rc < 0)
+			fuzz_reported(&e);
+		p = nl;
 	}
 }
 
-static void run_to(void *path)
+static void from_records(const uint8_t *data, size_t n, record *r)
 {
-	rd = rec_open(path);
-	while (rec_next(rd, &r))
-		put_record(&b, &r, rec_source(rd));
-	rec_close(rd);
-	rd = NULL;
-}
+	json_buf b = { 0 };
+	cull_err e;
+	rec_reader *rd = rec_open(fuzz_path(data, n), &e);
+	int rc;
 
-static void cleanup_from(void *arg)
-{
-	(void)arg;
-	jv_free(&v);
-	free(j.str.p);                   /* a string cut off by the error */
-	msgpack_sbuffer_destroy(&j.pack);  /* a value packed part-way */
-}
-
-static void cleanup_to(void *arg)
-{
-	(void)arg;
+	if (!rd)
+		abort();
+	while ((rc = rec_next(rd, r)) > 0) {
+		e.code = 0;
+		if (jsonl_put_record(&b, r, rec_source(rd), &e) < 0) {
+			fuzz_reported(&e);
+			break;
+		}
+	}
+	if (rc < 0)
+		fuzz_reported(rec_error(rd));
 	rec_close(rd);
-	rd = NULL;
+	free(b.p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
 	int text = n > 0 && (data[0] == '{' || data[0] == ' ' || data[0] == '\n' || data[0] == '\t');
+	record r;
 
-	in = data;
-	in_len = n;
+	rec_init(&r);
 	if (text)
-		fuzz_call(run_from, cleanup_from, NULL);
+		from_text(data, n, &r);
 	else
-		fuzz_call(run_to, cleanup_to, (void *)fuzz_path(data, n));
+		from_records(data, n, &r);
 	rec_free(&r);
-	free(b.p);
-	b = (buf){ 0 };
 	return 0;
 }

@@ -7,13 +7,13 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
 	unsigned char *buf = malloc(n ? n : 1);
-	char err[256];
+	cull_err e = { 0 };
 	st_file f;
 
 	if (!buf)
 		return 0;
 	memcpy(buf, data, n);
-	if (st_parse(&f, buf, n, err, sizeof err) == 0) {
+	if (st_parse(&f, buf, n, &e) == 0) {
 		st_meta_get(&f, "format");
 		st_find(&f, "fc.weight");
 		for (size_t i = 0; i < f.n; i++) {
@@ -27,6 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 			st_to_i64(&f, &f.e[i], dst);
 			free(dst);
 		}
+	} else {
+		fuzz_reported(&e);
 	}
 	st_free(&f);
 	return 0;

@@ -54,7 +54,7 @@ static void read_all(const char *path, int borrow, outcome *out)
 	wds_writer_close(w);
 }
 
-static void run(void *path)
+static void run(const char *path)
 {
 	outcome a = { 0 }, b = { 0 };
 
@@ -71,6 +71,6 @@ static void run(void *path)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
-	fuzz_call(run, NULL, (void *)fuzz_path(data, n));
+	run(fuzz_path(data, n));
 	return 0;
 }

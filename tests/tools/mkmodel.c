@@ -7,6 +7,7 @@
 int main(int argc, char **argv)
 {
 	nn_model *m;
+	cull_err e;
 
 	cull_init(argv[0]);
 	if (argc != 7)
@@ -15,7 +16,8 @@ int main(int argc, char **argv)
 	              (uint64_t)strtoull(argv[5], NULL, 10));
 	if (!m)
 		die(EXIT_USAGE, "unknown architecture '%s' (known: %s)", argv[1], nn_arch_names());
-	nn_save(m, argv[6]);
+	if (nn_save(m, argv[6], &e) < 0)
+		die_err(&e);
 	nn_free(m);
 	return 0;
 }

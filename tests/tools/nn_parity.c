@@ -35,13 +35,14 @@ static float *get(const st_file *f, const char *name, size_t *n)
 
 static void run_case(const char *dir, const char *name, const char *arch)
 {
-	char path[4096], err[512];
+	char path[4096];
+	cull_err err;
 	st_file ref;
 	int64_t cfg[7];
 
 	snprintf(path, sizeof path, "%s/%s.ref.safetensors", dir, name);
-	if (st_load(&ref, path, err, sizeof err) < 0)
-		die(EXIT_DATA, "%s", err);
+	if (st_load(&ref, path, &err) < 0)
+		die(EXIT_DATA, "%s", err.msg);
 	st_to_i64(&ref, st_find(&ref, "cfg"), cfg);
 	float *hyper = get(&ref, "hyper", NULL);
 	int in_ch = (int)cfg[0], classes = (int)cfg[1], en = (int)cfg[2], epx = (int)cfg[3];
@@ -50,8 +51,8 @@ static void run_case(const char *dir, const char *name, const char *arch)
 	/* eval: BN folded into the convs */
 	nn_model *m = nn_create(arch, in_ch, 1.0, classes, 0);
 	snprintf(path, sizeof path, "%s/%s.model.safetensors", dir, name);
-	int rc = nn_load(m, path, 0, err, sizeof err);
-	CHECK(rc == 0, "%s: loads torch's state_dict%s%s", name, rc ? ": " : "", rc ? err : "");
+	int rc = nn_load(m, path, 0, &err);
+	CHECK(rc == 0, "%s: loads torch's state_dict%s%s", name, rc ? ": " : "", rc ? err.msg : "");
 	if (rc) {
 		nn_free(m);
 		st_free(&ref);
@@ -59,7 +60,8 @@ static void run_case(const char *dir, const char *name, const char *arch)
 		return;
 	}
 	snprintf(path, sizeof path, "%s/%s.cull.safetensors", dir, name);
-	nn_save(m, path);
+	if (nn_save(m, path, &err) < 0)
+		die_err(&err);
 	size_t no, nf;
 	float *x = get(&ref, "eval.x", NULL), *want = get(&ref, "eval.out", &no);
 	float *feat = get(&ref, "eval.feat", &nf);
@@ -75,7 +77,7 @@ static void run_case(const char *dir, const char *name, const char *arch)
 	/* the same through an embedding model (no fc) that ignores the file's fc */
 	nn_model *emb = nn_create(arch, in_ch, 1.0, 0, 0);
 	snprintf(path, sizeof path, "%s/%s.model.safetensors", dir, name);
-	rc = nn_load(emb, path, NN_LOAD_IGNORE_EXTRA, err, sizeof err);
+	rc = nn_load(emb, path, NN_LOAD_IGNORE_EXTRA, &err);
 	nn_setup(emb, en, epx, epx, 0);
 	e = rc ? INFINITY : nerr(nn_forward(emb, x, en, 0), feat, nf);
 	CHECK(e <= 1e-4, "%s: embedding model (num_classes 0) rel err %.2e", name, e);

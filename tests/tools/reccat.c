@@ -7,18 +7,25 @@ int main(int argc, char **argv)
 	record r;
 	rec_reader *rd;
 	rec_writer *w;
-	int i;
+	cull_err e;
+	int i, rc;
 
 	cull_init(argv[0]);
 	rec_init(&r);
-	w = rec_writer_open("-");
+	if (!(w = rec_writer_open("-", &e)))
+		die_err(&e);
 	for (i = 1; i < argc || i == 1; i++) {
-		rd = rec_open(i < argc ? argv[i] : "-");
-		while (rec_next(rd, &r))
-			rec_write(w, &r);
+		if (!(rd = rec_open(i < argc ? argv[i] : "-", &e)))
+			die_err(&e);
+		while ((rc = rec_next(rd, &r)) > 0)
+			if (rec_write(w, &r) < 0)
+				die_err(rec_writer_error(w));
+		if (rc < 0)
+			die_err(rec_error(rd));
 		rec_close(rd);
 	}
-	rec_writer_close(w);
+	if (rec_writer_close(w, &e) < 0)
+		die_err(&e);
 	rec_free(&r);
 	return 0;
 }

@@ -320,7 +320,8 @@ static void test_head(const st_file *ref, const char *P)
 
 int main(int argc, char **argv)
 {
-	char path[4096], err[512];
+	char path[4096];
+	cull_err err;
 	st_file ref;
 
 	cull_init(argv[0]);
@@ -331,8 +332,8 @@ int main(int argc, char **argv)
 	nn_set_threads(2);
 	snprintf(path, sizeof path, "%s/ssl.ref.safetensors", argv[1]);
 	fixture = path;
-	if (st_load(&ref, path, err, sizeof err) < 0)
-		die(EXIT_DATA, "%s", err);
+	if (st_load(&ref, path, &err) < 0)
+		die(EXIT_DATA, "%s", err.msg);
 	test_ntxent(&ref);
 	test_swav(&ref);
 	test_head(&ref, "mlp");

@@ -46,7 +46,7 @@ int main(void)
 
 	cull_init("test_kmeans");
 	kmeans_set_threads(2);
-	kmeans_fit(c1, a1, s1, &r1, x, N, D, &o);
+	kmeans_fit(c1, a1, s1, &r1, x, N, D, &o, NULL);
 
 	/* planted clusters recovered: each planted group maps to one cluster, bijectively */
 	for (i = 0; i < G; i++)
@@ -69,19 +69,19 @@ int main(void)
 	      r1.iters, r1.history[0], r1.objective);
 
 	/* same seed, same output; and the same with another thread count */
-	kmeans_fit(c2, a2, NULL, &r2, x, N, D, &o);
+	kmeans_fit(c2, a2, NULL, &r2, x, N, D, &o, NULL);
 	CHECK(memcmp(c1, c2, sizeof c1) == 0 && memcmp(a1, a2, sizeof a1) == 0,
 	      "same seed -> identical centroids and assignment");
 	free(r2.history);
 	kmeans_set_threads(1);
-	kmeans_fit(c2, a2, NULL, &r2, x, N, D, &o);
+	kmeans_fit(c2, a2, NULL, &r2, x, N, D, &o, NULL);
 	CHECK(memcmp(c1, c2, sizeof c1) == 0, "1 thread gives the same centroids as 2");
 	free(r2.history);
 	kmeans_set_threads(2);
 
 	/* tolerance stops early; seeds differ */
 	o.tol = 1e-3;
-	kmeans_fit(c3, a3, NULL, &r2, x, N, D, &o);
+	kmeans_fit(c3, a3, NULL, &r2, x, N, D, &o, NULL);
 	CHECK(r2.iters < 30, "tolerance stops early (%d iterations)", r2.iters);
 	free(r2.history);
 	o.tol = 0;
@@ -104,8 +104,8 @@ int main(void)
 		                  .class_means = c1 + D }, g;
 
 		close(fd);
-		kmeans_save(path, &f);
-		kmeans_load(&g, path);
+		CHECK(kmeans_save(path, &f, NULL) == 0 && kmeans_load(&g, path, NULL) == 0,
+		      "centroid file saved and loaded");
 		CHECK(g.k == G && g.d == D && memcmp(g.c, c1, sizeof c1) == 0,
 		      "centroid file round-trip");
 		CHECK(g.nclasses == 2 && g.classes[0] == 3 && g.classes[1] == -1 &&
@@ -115,13 +115,27 @@ int main(void)
 		unlink(path);
 	}
 
+	/* bad arguments and files are reported, not fatal */
+	{
+		cull_err err;
+		kmeans_file g;
+
+		o.k = N + 1;
+		CHECK(kmeans_fit(c3, a3, NULL, &r2, x, N, D, &o, &err) == -1 &&
+		      err.code == EXIT_USAGE, "k > n is reported: %s", err.msg);
+		o.k = G;
+		CHECK(kmeans_load(&g, "/nonexistent/c.st", &err) == -1 && err.code == EXIT_DATA &&
+		      strstr(err.msg, "not a safetensors centroid file") && !g.c,
+		      "a missing centroid file is reported: %s", err.msg);
+	}
+
 	/* fewer distinct points than clusters: re-seeding, no NaN */
 	{
 		float y[6 * 2] = { 1, 0, 1, 0, 1, 0, 0, 1, 0, 1, -1, 0 }, cy[4 * 2];
 		int32_t ay[6];
 		kmeans_opts oy = { .k = 4, .iters = 5, .seed = 1 };
 
-		kmeans_fit(cy, ay, NULL, &r2, y, 6, 2, &oy);
+		kmeans_fit(cy, ay, NULL, &r2, y, 6, 2, &oy, NULL);
 		ok = 1;
 		for (i = 0; i < 8; i++)
 			ok &= isfinite(cy[i]);
@@ -140,7 +154,7 @@ int main(void)
 
 	/* k-means++ with a subsampled init still finds the planted clusters */
 	o.init_sample = 64;
-	kmeans_fit(c3, a3, NULL, &r2, x, N, D, &o);
+	kmeans_fit(c3, a3, NULL, &r2, x, N, D, &o, NULL);
 	CHECK(r2.objective <= r1.objective * 1.01, "subsampled k-means++ init: objective %.5f vs %.5f",
 	      r2.objective, r1.objective);
 	free(r2.history);

@@ -41,26 +41,27 @@ static void test_layout(void)
 
 static void test_checkpoint(void)
 {
-	char path[512], err[512];
+	char path[512];
+	cull_err err;
 	nn_model *a = nn_create("resnet20", 3, 1.0, 10, 7), *b = nn_create("resnet20", 3, 1.0, 10, 8);
 
 	a->buffers[3] = 0.25f;
 	a->counters[2] = 42;
 	snprintf(path, sizeof path, "%s/a.safetensors", tmpdir);
-	nn_save(a, path);
-	int rc = nn_load(b, path, 0, err, sizeof err);
+	nn_save(a, path, NULL);
+	int rc = nn_load(b, path, 0, &err);
 	CHECK(rc == 0 && memcmp(a->params, b->params, sizeof(float) * a->nparams) == 0 &&
 	      memcmp(a->buffers, b->buffers, sizeof(float) * a->nbuffers) == 0 && b->counters[2] == 42,
 	      "checkpoint round trip (params, running stats, num_batches_tracked)");
 
 	/* missing, extra and mis-shaped tensors are errors naming the tensor */
 	nn_model *c100 = nn_create("resnet20", 3, 1.0, 100, 1);
-	rc = nn_load(c100, path, 0, err, sizeof err);
-	CHECK(rc < 0 && strstr(err, "fc.weight") && strstr(err, "[10, 64]"), "mis-shaped tensor named: %s", err);
+	rc = nn_load(c100, path, 0, &err);
+	CHECK(rc < 0 && strstr(err.msg, "fc.weight") && strstr(err.msg, "[10, 64]"), "mis-shaped tensor named: %s", err.msg);
 	nn_model *emb = nn_create("resnet20", 3, 1.0, 0, 1);
-	rc = nn_load(emb, path, 0, err, sizeof err);
-	CHECK(rc < 0 && strstr(err, "unexpected tensor fc."), "extra tensor named: %s", err);
-	rc = nn_load(emb, path, NN_LOAD_IGNORE_EXTRA, err, sizeof err);
+	rc = nn_load(emb, path, 0, &err);
+	CHECK(rc < 0 && strstr(err.msg, "unexpected tensor fc."), "extra tensor named: %s", err.msg);
+	rc = nn_load(emb, path, NN_LOAD_IGNORE_EXTRA, &err);
 	CHECK(rc == 0, "extra tensors ignored on request");
 
 	st_writer *w = st_writer_new();
@@ -81,9 +82,9 @@ static void test_checkpoint(void)
 		}
 	}
 	snprintf(path, sizeof path, "%s/missing.safetensors", tmpdir);
-	st_write(w, path);
-	rc = nn_load(b, path, 0, err, sizeof err);
-	CHECK(rc < 0 && strstr(err, "missing tensor layer2.1.bn1.bias"), "missing tensor named: %s", err);
+	st_write(w, path, NULL);
+	rc = nn_load(b, path, 0, &err);
+	CHECK(rc < 0 && strstr(err.msg, "missing tensor layer2.1.bn1.bias"), "missing tensor named: %s", err.msg);
 
 	w = st_writer_new();
 	for (int i = 0; i < a->nt; i++) {
@@ -94,8 +95,8 @@ static void test_checkpoint(void)
 			st_add(w, t->name, ST_F32, t->ndim, t->shape, nn_tensor_data(a, t));
 	}
 	snprintf(path, sizeof path, "%s/bf16.safetensors", tmpdir);
-	st_write(w, path);
-	rc = nn_load(b, path, 0, err, sizeof err);
+	st_write(w, path, NULL);
+	rc = nn_load(b, path, 0, &err);
 	double e = 0;
 	for (size_t k = 0; k < a->nparams; k++)
 		e = fmax(e, fabs(b->params[k] - a->params[k]) / fmax(fabs(a->params[k]), 1e-6));
@@ -108,9 +109,9 @@ static void test_checkpoint(void)
 	w = st_writer_new();
 	st_add(w, "x", ST_F16, 1, shape, h);
 	snprintf(path, sizeof path, "%s/f16.safetensors", tmpdir);
-	st_write(w, path);
+	st_write(w, path, NULL);
 	float got[4];
-	rc = st_load(&f, path, err, sizeof err);
+	rc = st_load(&f, path, &err);
 	if (rc == 0)
 		st_to_f32(&f, st_find(&f, "x"), got);
 	CHECK(rc == 0 && got[0] == 1 && got[1] == -2 && fabsf(got[2] - 0.33325195f) < 1e-7 &&
@@ -122,8 +123,18 @@ static void test_checkpoint(void)
 	FILE *fp = fopen(path, "r+b");
 	if (fp && ftruncate(fileno(fp), 20) == 0)
 		fclose(fp);
-	rc = st_load(&f, path, err, sizeof err);
-	CHECK(rc < 0 && strstr(err, "f16.safetensors"), "truncated file refused: %s", err);
+	rc = st_load(&f, path, &err);
+	CHECK(rc < 0 && err.code == EXIT_DATA && strstr(err.msg, "f16.safetensors"),
+	      "truncated file refused: %s", err.msg);
+
+	/* a writer error is reported by st_write, and nothing is written */
+	int64_t nine[9] = { 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+	w = st_writer_new();
+	st_add(w, "x", ST_F32, 9, nine, got);
+	snprintf(path, sizeof path, "%s/nine.safetensors", tmpdir);
+	rc = st_write(w, path, &err);
+	CHECK(rc < 0 && err.code == EXIT_DATA && strstr(err.msg, "9 dimensions") &&
+	      access(path, F_OK) != 0, "a tensor of 9 dimensions is reported: %s", err.msg);
 	free(half);
 	nn_free(a);
 	nn_free(b);
@@ -134,7 +145,8 @@ static void test_checkpoint(void)
 /* nn_read_meta: the normalisation and image size a model file records; bad values unread */
 static int meta_of(nn_meta *meta, const char *mean, const char *std, const char *size)
 {
-	char path[512], err[512];
+	char path[512];
+	cull_err err;
 	nn_model *m = nn_create("resnet20", 3, 0.25, 0, 1);
 	st_writer *w = nn_save_writer(m);
 	st_file f;
@@ -147,9 +159,10 @@ static int meta_of(nn_meta *meta, const char *mean, const char *std, const char 
 	if (size)
 		st_meta(w, "image_size", size);
 	snprintf(path, sizeof path, "%s/meta.safetensors", tmpdir);
-	st_write(w, path);
+	if (st_write(w, path, &err) < 0)
+		die_err(&err);
 	nn_free(m);
-	if ((rc = st_load(&f, path, err, sizeof err)) != 0)
+	if ((rc = st_load(&f, path, &err)) != 0)
 		return rc;
 	nn_read_meta(meta, &f);
 	st_free(&f);
@@ -231,16 +244,17 @@ static void test_steady_state(void)
 	free(fold);
 
 	/* resume: model + optimizer state reloaded continue exactly */
-	char path[512], err[512];
+	char path[512];
+	cull_err err;
 	snprintf(path, sizeof path, "%s/resume.safetensors", tmpdir);
-	nn_save(m, path);
+	nn_save(m, path, NULL);
 	char opath[512];
 	snprintf(opath, sizeof opath, "%s/resume.optim.safetensors", tmpdir);
-	nn_save_optim(m, opath);
+	nn_save_optim(m, opath, NULL);
 	nn_model *r = nn_create("resnet18-cifar", 3, 0.25, 10, 6);
 	nn_setup(r, n, 32, 32, 1);
-	int rc = nn_load(r, path, 0, err, sizeof err);
-	rc |= nn_load_optim(r, opath, err, sizeof err);
+	int rc = nn_load(r, path, 0, &err);
+	rc |= nn_load_optim(r, opath, &err);
 	double la = nn_train_step(m, x, labels, n, &o, 0.1f, 0, NULL);
 	double lb = nn_train_step(r, x, labels, n, &o, 0.1f, 0, NULL);
 	la = nn_train_step(m, x, labels, n, &o, 0.1f, 0, NULL);

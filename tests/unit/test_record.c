@@ -17,6 +17,7 @@ int main(int argc, char **argv)
 	size_t len;
 	FILE *f;
 	rec_reader *rd;
+	cull_err e;
 	char path[] = "/tmp/cull-test-recXXXXXX";
 
 	(void)argc;
@@ -53,14 +54,29 @@ int main(int argc, char **argv)
 	fwrite(buf, 1, len, f);
 	fclose(f);
 	free(buf);
-	rd = rec_open(path);
+	if (!(rd = rec_open(path, &e)))
+		die_err(&e);
 	CHECK(rec_next(rd, &r) == 1 && rec_offset(rd) == len, "read back: first record, offset");
 	CHECK(rec_get_int(&r, "cls", &i) && i == -3 && rec_get_floats(&r, "emb", &p) == 5,
 	      "read back: fields");
 	CHECK(rec_next(rd, &r) == 1 && rec_count(rd) == 2, "read back: second record");
-	CHECK(rec_next(rd, &r) == 0, "read back: clean end");
+	CHECK(rec_next(rd, &r) == 0 && rec_error(rd)->code == 0, "read back: clean end");
+	rec_close(rd);
+
+	/* errors are reported, not fatal: a truncated record, then a missing file */
+	f = fopen(path, "wb");
+	fwrite(buf = rec_pack(&c, &len), 1, len - 1, f);
+	fclose(f);
+	free(buf);
+	rd = rec_open(path, &e);
+	CHECK(rd && rec_next(rd, &r) == -1 && rec_error(rd)->code == EXIT_DATA &&
+	      strstr(rec_error(rd)->msg, "record 1 at byte 0: truncated record"),
+	      "a truncated record is reported: %s", rd ? rec_error(rd)->msg : "");
+	CHECK(rd && rec_next(rd, &r) == -1, "and stays reported");
 	rec_close(rd);
 	remove(path);
+	CHECK(rec_open(path, &e) == NULL && e.code == EXIT_IO && strstr(e.msg, path),
+	      "a missing file is reported: %s", e.msg);
 	rec_free(&r);
 	rec_free(&c);
 	return CHECK_DONE();
