@@ -3,6 +3,7 @@
 #include "kmeans.h"
 #include "layers.h"
 #include "record.h"
+#include "rng.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -196,7 +197,7 @@ static const char *fit(kmeans_file *kf, classes *cl)
 		i = (size_t)-1;
 		if (!o.fit_sample || seen < o.fit_sample)
 			i = nx++;
-		else if ((i = (size_t)(kmeans_rand(&rng) % (seen + 1))) >= o.fit_sample)
+		else if ((i = (size_t)(rng_next(&rng) % (seen + 1))) >= o.fit_sample)
 			i = (size_t)-1;
 		seen++;
 		if (i == (size_t)-1)

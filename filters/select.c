@@ -1,7 +1,7 @@
 /* cull-select: keep a fraction of the records by a score and a policy; write them or their shards. */
 #include "io.h"
-#include "kmeans.h"
 #include "record.h"
+#include "rng.h"
 #include "wds.h"
 
 #include <getopt.h>
@@ -138,7 +138,6 @@ static void read_records(void)
 	while (rec_next(rd, &r)) {
 		item *p;
 		unsigned char *packed;
-		uint64_t st;
 
 		if (o.drop_dups && rec_get_int(&r, "dup", &dup) && dup) {
 			dropped_dups++;
@@ -173,8 +172,7 @@ static void read_records(void)
 			need(rec_get_float(&r, "cluster_sep", &p->sep), &r, rd, "cluster_sep",
 			     " (needed by --strategy dbp: run cull-score)");
 		}
-		st = o.seed ^ hash_str(p->key);
-		p->rnd = kmeans_rand(&st);
+		p->rnd = rng_mix(o.seed ^ hash_str(p->key));
 		packed = rec_pack(&r, &p->len);
 		if (arena_len + p->len > arena_cap) {
 			arena_cap = 2 * (arena_len + p->len) + 4096;
@@ -581,14 +579,11 @@ static void load_cuts(const char *path)
 		memset(c, 0, sizeof *c);
 		c->grp = grouped ? cut_int(&r, "group", path) : 0;
 		if (rec_get(&r, "last")) {
-			uint64_t st;
-
 			c->has = 1;
 			c->cut.key = xstrdup(cut_str(&r, "last", path));
 			if (!o.random && !rec_get_float(&r, "score", &c->cut.score))
 				die(EXIT_DATA, "%s: record '%s' has no 'score'", path, rec_key(&r));
-			st = o.seed ^ hash_str(c->cut.key);
-			c->cut.rnd = kmeans_rand(&st);
+			c->cut.rnd = rng_mix(o.seed ^ hash_str(c->cut.key));
 		}
 	}
 	rec_close(rd);

@@ -13,6 +13,7 @@
 #include "image.h"
 #include "io.h"
 #include "record.h"
+#include "rng.h"
 #include "wds.h"
 
 static const char usage_short[] = "usage: cull-shard idx IMAGES LABELS | cifar FILE... | dir ROOT [options]; see --help\n";
@@ -559,28 +560,14 @@ static char **read_names(const char *path, char **old, size_t *n)
 	return v;
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 /* Fisher-Yates with unbiased bounded draws: the same seed gives the same order everywhere. */
 static void shuffle(size_t *v, size_t n, uint64_t seed)
 {
 	uint64_t st = seed;
 
 	for (size_t i = n; i > 1; i--) {
-		uint64_t bound = i, lim = UINT64_MAX - UINT64_MAX % bound, r;
-		size_t j, t;
+		size_t j = (size_t)rng_below(&st, i), t;
 
-		do
-			r = splitmix64(&st);
-		while (r >= lim);
-		j = (size_t)(r % bound);
 		t = v[i - 1], v[i - 1] = v[j], v[j] = t;
 	}
 }

@@ -2,6 +2,7 @@
 #include "kmeans.h"
 #include "safetensors.h"
 #include "io.h"
+#include "rng.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -11,21 +12,6 @@
 #ifdef __SSE__
 #include <xmmintrin.h>
 #endif
-
-uint64_t kmeans_rand(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1). */
-static double rand_unit(uint64_t *state)
-{
-	return (double)(kmeans_rand(state) >> 11) * 0x1.0p-53;
-}
 
 /* ---- threads: a fork-join per call, fixed contiguous chunks of items ---- */
 
@@ -382,7 +368,7 @@ static void pp_chunk(void *arg, int ci, int tid)
 /* Draw a sample index with probability proportional to its weight. */
 static size_t draw(const pp_ctx *p, size_t nchunks, double total, uint64_t *rng)
 {
-	double u = rand_unit(rng) * total, acc = 0;
+	double u = rng_uniform(rng) * total, acc = 0;
 	size_t ch, i, pick;
 
 	for (ch = 0; ch + 1 < nchunks && acc + p->wpart[ch] <= u; ch++)
@@ -421,7 +407,7 @@ static void seed_pp(float *c, const float *x, size_t n, int d, const kmeans_opts
 		for (i = 0; i < n; i++)
 			idx[i] = i;
 		for (i = 0; i < ns; i++) {
-			size_t r = i + (size_t)(kmeans_rand(rng) % (n - i)), tmp = idx[i];
+			size_t r = i + (size_t)(rng_next(rng) % (n - i)), tmp = idx[i];
 
 			idx[i] = idx[r];
 			idx[r] = tmp;
@@ -448,7 +434,7 @@ static void seed_pp(float *c, const float *x, size_t n, int d, const kmeans_opts
 	for (i = 0; i < ns; i++)
 		p.best[i] = -2;
 	/* the first centre uniformly, then greedy steps */
-	memcpy(cand, s + (size_t)(kmeans_rand(rng) % ns) * d, (size_t)d * sizeof *cand);
+	memcpy(cand, s + (size_t)(rng_next(rng) % ns) * d, (size_t)d * sizeof *cand);
 	p.pick = -1;
 	parallel((int)nchunks, pp_chunk, &p);
 	p.pick = 0;
@@ -463,7 +449,7 @@ static void seed_pp(float *c, const float *x, size_t n, int d, const kmeans_opts
 			total += p.wpart[ch];
 		p.trials = total > 0 ? nt : 1;
 		for (l = 0; l < p.trials; l++) {
-			size_t pick = total > 0 ? draw(&p, nchunks, total, rng) : (size_t)(kmeans_rand(rng) % ns);
+			size_t pick = total > 0 ? draw(&p, nchunks, total, rng) : (size_t)(rng_next(rng) % ns);
 
 			memcpy(cand + (size_t)l * d, s + pick * (size_t)d, (size_t)d * sizeof *cand);
 		}

@@ -71,7 +71,4 @@ void kmeans_save(const char *path, const kmeans_file *f);
 void kmeans_load(kmeans_file *f, const char *path);
 void kmeans_file_free(kmeans_file *f);
 
-/* A small seeded generator (splitmix64) shared by k-means and the programs. */
-uint64_t kmeans_rand(uint64_t *state);
-
 #endif

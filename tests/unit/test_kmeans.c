@@ -2,6 +2,7 @@
 #include "check.h"
 #include "io.h"
 #include "kmeans.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 
 static double gauss(uint64_t *s)
 {
-	double u = ((kmeans_rand(s) >> 11) + 0.5) * 0x1.0p-53, v = (kmeans_rand(s) >> 11) * 0x1.0p-53;
+	double u = ((rng_next(s) >> 11) + 0.5) * 0x1.0p-53, v = (rng_next(s) >> 11) * 0x1.0p-53;
 
 	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
 }
