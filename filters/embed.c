@@ -391,14 +391,14 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_CARRY: o->carry = optarg; break;
 		case O_NONORM: o->normalize = 0; break;
 		case O_BATCH: o->batch = (int)parse_int("--batch", optarg, 1, 4096); break;
-		case O_THREADS: o->threads = (int)parse_int("--threads", optarg, 1, 1024); break;
+		case O_THREADS: o->threads = parse_threads(optarg); break;
 		case O_MAXPIX: o->max_pixels = parse_size("--max-pixels", optarg); break;
 		case O_MAXMEM: o->max_member = parse_size("--max-member", optarg); break;
 		case O_STRICT: o->strict = 1; break;
 		case O_BF16: o->bf16 = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
-		case O_VERSION: printf("cull-embed %s\nnn: %s\n", CULL_VERSION, nn_backend()); xfclose(stdout, "<stdout>"); exit(0);
+		case O_VERSION: print_version("cull-embed", xasprintf("nn: %s", nn_backend()));
 		default:
 			fprintf(stderr, "usage: cull-embed [--model FILE] [options] [SHARD...]; "
 			        "see cull-embed --help\n");

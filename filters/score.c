@@ -448,10 +448,10 @@ int main(int argc, char **argv)
 		case O_FIELD: o.field = optarg; break;
 		case O_KEEP: o.keep_emb = 1; break;
 		case O_SEED: o.seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
-		case O_THREADS: o.threads = (int)parse_int("--threads", optarg, 1, 256); break;
+		case O_THREADS: o.threads = parse_threads(optarg); break;
 		case 'v': o.verbose = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); return 0;
-		case O_VERSION: printf("cull-score %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); return 0;
+		case O_VERSION: print_version("cull-score", NULL);
 		default: fputs(usage_short, stderr); return EXIT_USAGE;
 		}
 	}

@@ -763,9 +763,9 @@ int main(int argc, char **argv)
 		case O_TEMP: o.temp = parse_double("--temperature", optarg, 1e-6, 1e6); break;
 		case 'r': o.records = optarg; break;
 		case O_SEED: o.seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
-		case O_THREADS: parse_int("--threads", optarg, 1, 256); break;
+		case O_THREADS: parse_threads(optarg); break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); return 0;
-		case O_VERSION: printf("cull-select %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); return 0;
+		case O_VERSION: print_version("cull-select", NULL);
 		default: fputs(usage_short, stderr); return EXIT_USAGE;
 		}
 		if (c == 'b' || (c >= O_PREFER && c <= O_SEED))

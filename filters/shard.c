@@ -617,9 +617,9 @@ int main(int argc, char **argv)
 			if (variant != 10 && variant != 100)
 				die(EXIT_USAGE, "--cifar: expected 10 or 100");
 			break;
-		case 't': threads = (int)parse_int("--threads", optarg, 1, 1024); break;
+		case 't': threads = parse_threads(optarg); break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); return 0;
-		case 'V': printf("cull-shard %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); return 0;
+		case 'V': print_version("cull-shard", NULL);
 		default: fputs(usage_short, stderr); return EXIT_USAGE;
 		}
 	}

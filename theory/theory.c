@@ -561,7 +561,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 's': c.seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
-		case 't': threads = (int)parse_int("--threads", optarg, 1, 1024); break;
+		case 't': threads = parse_threads(optarg); break;
 		case 'e': c.mm.tol = parse_double("--tol", optarg, 1e-14, 1); break;
 		case 'm': c.mm.max_epochs = parse_int("--max-epochs", optarg, 1, INT64_MAX); break;
 		case 'o': outpath = optarg; break;
@@ -588,12 +588,8 @@ int main(int argc, char **argv)
 			exit(EXIT_USAGE);
 		}
 	}
-	if (version) {
-		printf("cull-theory %s\n", CULL_VERSION);
-		xfclose(stdout, "<stdout>");
-		rc = EXIT_OK;
-		goto done;
-	}
+	if (version)
+		print_version("cull-theory", NULL);
 	if (optind != argc)
 		die(EXIT_USAGE, "unexpected argument '%s' (see --help)", argv[optind]);
 	if (solve && frontier)
@@ -606,7 +602,6 @@ int main(int argc, char **argv)
 		rc = frontier_main(frontier, points, fit_lo, fit_hi, fits, outpath);
 	else
 		rc = simulate(&c, threads, outpath);
-done:
 	free(c.theta);
 	free(c.f);
 	free(c.alpha);

@@ -21,7 +21,7 @@ int main(int argc, char **argv)
 	d = (int)parse_int("D", argv[2], 1, 1 << 20);
 	k = (int)parse_int("K", argv[3], 1, 1 << 24);
 	iters = (int)parse_int("ITERS", argv[4], 0, 1 << 20);
-	threads = (int)parse_int("THREADS", argv[5], 1, 256);
+	threads = (int)parse_int("THREADS", argv[5], 1, THREADS_MAX);
 	buf = read_file(argv[1], &len);
 	n = len / ((size_t)d * 4);
 	x = xmalloc(n * (size_t)d * sizeof *x);
