@@ -1,9 +1,9 @@
 /* cull-score: prototype scores from embedding records (spherical k-means), fit or apply, SemDeDup. */
 #include "io.h"
 #include "kmeans.h"
-#include "layers.h"
 #include "record.h"
 #include "rng.h"
+#include "threads.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -340,7 +340,7 @@ static uint64_t score(const char *path, const kmeans_file *kf, const classes *cl
 {
 	rec_reader *rd = rec_open(path);
 	/* records scored at once: enough sgemm blocks of 1024 rows for every thread */
-	size_t nb = (size_t)kmeans_threads() * 1024 < 4096 ? 4096 : (size_t)kmeans_threads() * 1024;
+	size_t nb = (size_t)nn_threads() * 1024 < 4096 ? 4096 : (size_t)nn_threads() * 1024;
 	record *batch = xmalloc(nb * sizeof *batch);
 	float *x = NULL;
 	size_t m = 0;
@@ -466,7 +466,7 @@ int main(int argc, char **argv)
 	if (o.fit_only && (!o.save || o.centroids || o.dedup >= 0 || o.stats || o.keep_emb))
 		die(EXIT_USAGE, "--fit-only needs --save-centroids and excludes --centroids, --dedup, "
 		    "--stats and --keep-emb");
-	kmeans_set_threads(o.threads);
+	nn_set_threads(o.threads);
 	if (o.fit_only) {
 		fit(&kf, &cl);
 		note("saved %d centroids to %s in %.2fs", kf.k, o.save, now_seconds() - t0);

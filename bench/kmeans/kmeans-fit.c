@@ -1,6 +1,7 @@
 /* Benchmark helper: spherical k-means on a raw float32 matrix, timed (fit, then one assignment). */
 #include "io.h"
 #include "kmeans.h"
+#include "threads.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ int main(int argc, char **argv)
 	double t0, t1, t2, obj;
 	kmeans_result res;
 
+	nn_exec_passive(argv);   /* as cull-score runs k-means: OpenMP threads sleep, not spin */
 	cull_init(argv[0]);
 	if (argc != 8)
 		die(EXIT_USAGE, "usage: kmeans-fit DATA.f32 D K ITERS THREADS SEED CENTROIDS.f32");
@@ -28,7 +30,7 @@ int main(int argc, char **argv)
 	memcpy(x, buf, n * (size_t)d * sizeof *x);
 	free(buf);
 	kmeans_normalize(x, n, d);
-	kmeans_set_threads(threads);
+	nn_set_threads(threads);
 	c = xmalloc((size_t)k * d * sizeof *c);
 	a = xmalloc(n * sizeof *a);
 	kmeans_opts o = { .k = k, .iters = iters, .tol = 0,
