@@ -1,14 +1,12 @@
 /* cull-shard: make WebDataset shards from IDX files, CIFAR batches or a class-folder tree. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "cifar.h"
+#include "classdir.h"
 #include "idx.h"
 #include "image.h"
 #include "io.h"
@@ -168,128 +166,19 @@ static void open_cifar(source *s, char **files, size_t n, int variant)
 	s->count = s->batch_start[n];
 }
 
-static const char *const image_exts[] = {
-	"jpg", "jpeg", "png", "ppm", "pgm", "pnm", "bmp", "gif", "webp", "tif", "tiff", NULL,
-};
-
-/* The lower-cased extension of a file name if it is an image's, else NULL. */
-static const char *image_ext(const char *name)
-{
-	const char *dot = strrchr(name, '.');
-
-	if (!dot || dot == name)
-		return NULL;
-	for (int i = 0; image_exts[i]; i++)
-		if (strcasecmp(dot + 1, image_exts[i]) == 0)
-			return image_exts[i];
-	return NULL;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorted names in a directory, without dot files. */
-static char **list_dir(const char *path, size_t *n)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	char **v = NULL;
-	size_t cap = 0;
-
-	*n = 0;
-	if (!d)
-		die(EXIT_IO, "%s: %s", path, strerror(errno));
-	while ((errno = 0, e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (*n == cap)
-			v = xreallocarray(v, cap = cap ? 2 * cap : 64, sizeof *v);
-		v[(*n)++] = xstrdup(e->d_name);
-	}
-	if (errno)
-		die(EXIT_IO, "%s: %s", path, strerror(errno));
-	closedir(d);
-	qsort(v, *n, sizeof *v, cmp_str);
-	return v;
-}
-
-typedef struct {
-	char **paths;
-	int *classes;
-	size_t n, cap, skipped;
-} file_list;
-
-static void walk(file_list *fl, const char *root, const char *rel, int cls)
-{
-	char *dir = xasprintf("%s/%s", root, rel);
-	size_t n;
-	char **names = list_dir(dir, &n);
-
-	for (size_t i = 0; i < n; i++) {
-		char *r = xasprintf("%s/%s", rel, names[i]);
-		char *full = xasprintf("%s/%s", root, r);
-		struct stat st;
-
-		if (stat(full, &st) != 0) {
-			warn("%s: %s; skipped", full, strerror(errno));
-			fl->skipped++;
-			free(r);
-		} else if (S_ISDIR(st.st_mode)) {
-			walk(fl, root, r, cls);
-			free(r);
-		} else if (S_ISREG(st.st_mode) && image_ext(names[i]) &&
-		           (uint64_t)st.st_size > WDS_MAX_MEMBER) {
-			warn("%s: %lld bytes, over the %llu-byte member limit of shard readers; skipped",
-			     full, (long long)st.st_size, (unsigned long long)WDS_MAX_MEMBER);
-			free(r);
-		} else if (S_ISREG(st.st_mode) && image_ext(names[i])) {
-			if (fl->n == fl->cap) {
-				fl->cap = fl->cap ? 2 * fl->cap : 1024;
-				fl->paths = xreallocarray(fl->paths, fl->cap, sizeof *fl->paths);
-				fl->classes = xreallocarray(fl->classes, fl->cap, sizeof *fl->classes);
-			}
-			fl->paths[fl->n] = r;
-			fl->classes[fl->n++] = cls;
-		} else {
-			fl->skipped++;
-			free(r);
-		}
-		free(full);
-		free(names[i]);
-	}
-	free(names);
-	free(dir);
-}
-
 static char **open_dir(source *s, const char *root, size_t *nclasses)
 {
-	size_t n, k = 0;
-	char **names = list_dir(root, &n);
-	file_list fl = { 0 };
+	classdir d;
+	char err[512];
 
+	if (classdir_open(&d, root, WDS_MAX_MEMBER, err, sizeof err) != 0)
+		die(EXIT_IO, "%s", err);
 	s->root = root;
-	for (size_t i = 0; i < n; i++) {
-		char *full = xasprintf("%s/%s", root, names[i]);
-		struct stat st;
-
-		if (stat(full, &st) == 0 && S_ISDIR(st.st_mode)) {
-			walk(&fl, root, names[i], (int)k);
-			names[k++] = names[i];
-		} else {
-			warn("%s: not a class directory; skipped", full);
-			free(names[i]);
-		}
-		free(full);
-	}
-	if (fl.skipped)
-		warn("%s: skipped %zu files that are not images (by extension)", root, fl.skipped);
-	s->paths = fl.paths;
-	s->classes = fl.classes;
-	s->count = fl.n;
-	*nclasses = k;
-	return names;
+	s->paths = d.paths;
+	s->classes = d.labels;
+	s->count = d.n;
+	*nclasses = d.nclasses;
+	return d.classes;
 }
 
 /* ---- making samples ---- */
@@ -308,6 +197,11 @@ static char *make_key(const source *s, size_t idx)
 		if (*p == '.')
 			*p = '_';
 	return k;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* --key path: two files that differ only in extension (or dots) would share a key, and a
