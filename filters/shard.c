@@ -373,7 +373,7 @@ static void emit(output *o, const prepared *p)
 	o->samples++;
 }
 
-/* Class names: dir names, names from a CIFAR meta file, CIFAR-10's, or numbers. */
+/* Writes the class names, one a line. */
 static void write_classes(const char *path, char **names, size_t n)
 {
 	FILE *f = xfopen(path, "w");
@@ -382,44 +382,6 @@ static void write_classes(const char *path, char **names, size_t n)
 		if (fprintf(f, "%s\n", names[i]) < 0)
 			die_write(path);
 	xfclose(f, path);
-}
-
-/* Names from a label-names file beside a CIFAR batch (batches.meta.txt,
- * fine_label_names.txt), if it exists and has exactly n non-empty lines. */
-static char **cifar_meta_names(const char *batch, const char *file, size_t n)
-{
-	const char *slash = strrchr(batch, '/');
-	char *path, **v, *line = NULL;
-	size_t cap = 0, k = 0;
-	ssize_t len = 0;
-	FILE *f;
-
-	if (strcmp(batch, "-") == 0)
-		return NULL;
-	path = slash ? xasprintf("%.*s/%s", (int)(slash - batch), batch, file) : xstrdup(file);
-	f = fopen(path, "r");
-	v = xcalloc(n, sizeof *v);
-	free(path);
-	if (!f)
-		goto none;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
-			line[--len] = 0;
-		if (len == 0)
-			continue;
-		if (k == n)
-			break;
-		v[k++] = xstrdup(line);
-	}
-	free(line);
-	fclose(f);
-	if (k == n && len <= 0)
-		return v;
-none:
-	for (size_t i = 0; i < k; i++)
-		free(v[i]);
-	free(v);
-	return NULL;
 }
 
 /* Class names from a file, one a line (blank lines ignored), replacing old (n of them). A file
@@ -617,18 +579,8 @@ static char **open_source(source *s, const options *o, size_t *nclasses)
 		*nclasses = (size_t)(max + 1);
 	} else if (s->mode == MODE_CIFAR) {
 		open_cifar(s, o->files, o->nfiles, o->variant);
-		if (s->batches[0].variant == 10) {
-			*nclasses = 10;
-			class_names = cifar_meta_names(o->files[0], "batches.meta.txt", 10);
-			if (!class_names) {
-				class_names = xcalloc(10, sizeof *class_names);
-				for (i = 0; i < 10; i++)
-					class_names[i] = xstrdup(cifar10_classes[i]);
-			}
-		} else {
-			*nclasses = 100;
-			class_names = cifar_meta_names(o->files[0], "fine_label_names.txt", 100);
-		}
+		*nclasses = s->batches[0].variant == 10 ? 10 : 100;
+		class_names = cifar_class_names(s->batches[0].variant, o->files[0]);
 	} else {
 		class_names = open_dir(s, o->files[0], nclasses);
 		if (s->key_path)
