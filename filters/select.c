@@ -180,6 +180,7 @@ static void parse_options(options *o, int argc, char **argv)
 /* ---- the records: what the policies see, and where each one's bytes are ---- */
 
 typedef struct {
+	char *key;             /* what it[i].key points to */
 	size_t off, len;       /* the packed record in the arena */
 	int64_t cls;
 	int has_cls;
@@ -293,9 +294,9 @@ static void read_records(records *R, const options *o)
 			R->it = xreallocarray(R->it, R->cap, sizeof *R->it);
 			R->st = xreallocarray(R->st, R->cap, sizeof *R->st);
 		}
-		R->it[R->n] = (prune_item){ .key = xstrdup(rec_key(&r)) };
 		s = &R->st[R->n];
-		*s = (stored){ 0 };
+		*s = (stored){ .key = xstrdup(rec_key(&r)) };
+		R->it[R->n] = (prune_item){ .key = s->key };
 		take_fields(&R->it[R->n], s, &r, rd, o);
 		packed = rec_pack(&r, &s->len);
 		if (R->arena_len + s->len > R->arena_cap) {
@@ -310,6 +311,17 @@ static void read_records(records *R, const options *o)
 	}
 	rec_close(rd);
 	rec_free(&r);
+}
+
+static void records_free(records *R)
+{
+	for (size_t i = 0; i < R->n; i++)
+		free(R->st[i].key);
+	free(R->it);
+	free(R->st);
+	free(R->arena);
+	free(R->slots);
+	free(R->source);
 }
 
 /* ---- thresholds: a selection as one cut per group, so shards can apply it one by one ---- */
@@ -386,11 +398,13 @@ typedef struct {
 	int64_t grp;
 	int has;               /* the group keeps something: cut is its last kept record */
 	prune_item cut;
+	char *key;             /* what cut.key points to */
 } cut;
 
 typedef struct {
 	cut *v;                /* sorted by group */
 	size_t n;
+	char *by;              /* the score field the file names (o->by points to it) */
 } cuts;
 
 static const char *cut_str(const record *r, const char *field, const char *path)
@@ -421,13 +435,13 @@ static int cmp_cut(const void *a, const void *b)
 }
 
 /* The policy saved in the header record r of path, into o. */
-static void load_policy(options *o, const record *r, const char *path)
+static void load_policy(options *o, cuts *c, const record *r, const char *path)
 {
 	const char *s;
 
 	if (strcmp(rec_key(r), "thresholds") != 0)
 		die(EXIT_DATA, "%s: not a thresholds file (written by --save-thresholds)", path);
-	o->by = xstrdup(cut_str(r, "by", path));
+	o->by = c->by = xstrdup(cut_str(r, "by", path));
 	o->pol.easy = strcmp(cut_str(r, "prefer", path), "easy") == 0;
 	o->pol.random = cut_int(r, "random", path) != 0;
 	s = cut_str(r, "balance", path);
@@ -450,7 +464,7 @@ static void load_cuts(cuts *c, options *o)
 		cut *p;
 
 		if (!head) {
-			load_policy(o, &r, path);
+			load_policy(o, c, &r, path);
 			grouped = o->balance != B_NONE;
 			head = 1;
 			continue;
@@ -461,7 +475,7 @@ static void load_cuts(cuts *c, options *o)
 		p->grp = grouped ? cut_int(&r, "group", path) : 0;
 		if (rec_get(&r, "last")) {
 			p->has = 1;
-			p->cut.key = xstrdup(cut_str(&r, "last", path));
+			p->cut.key = p->key = xstrdup(cut_str(&r, "last", path));
 			if (!o->pol.random && !rec_get_float(&r, "score", &p->cut.score))
 				die(EXIT_DATA, "%s: record '%s' has no 'score'", path, rec_key(&r));
 			p->cut.rnd = rng_mix(o->seed ^ hash_str(p->cut.key));
@@ -475,6 +489,14 @@ static void load_cuts(cuts *c, options *o)
 	for (size_t i = 1; i < c->n; i++)
 		if (c->v[i].grp == c->v[i - 1].grp)
 			die(EXIT_DATA, "%s: group %lld appears twice", path, (long long)c->v[i].grp);
+}
+
+static void cuts_free(cuts *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].key);
+	free(c->v);
+	free(c->by);
 }
 
 static void apply_cuts(records *R, const options *o, const cuts *c)
@@ -665,7 +687,7 @@ static void choose(records *R, const options *o, const cuts *c, size_t n)
 }
 
 /* --print-threshold: the score of the n-th preferred record on standard output. */
-static int print_threshold(records *R, const options *o, size_t n)
+static void print_threshold(records *R, const options *o, size_t n)
 {
 	size_t *ix = prune_order(R->it, R->n, &o->pol), kept = 0;
 	shard_counts none = { 0 };
@@ -679,17 +701,39 @@ static int print_threshold(records *R, const options *o, size_t n)
 	for (size_t i = 0; i < R->n; i++)
 		kept += (size_t)R->it[i].keep;
 	summary(R, o, kept, &none);
-	return 0;
+}
+
+/* Keeps n records (or what --threshold or --thresholds keeps), writes them (or their
+ * samples), and says what was kept. */
+static void keep_and_write(records *R, const options *o, const cuts *c, size_t n)
+{
+	shard_counts counts = { 0 };
+	size_t kept = 0;
+	/* --dropped is written beside the output, atomically: whole or not replaced */
+	char *dtmp = NULL;
+
+	choose(R, o, c, n);
+	for (size_t i = 0; i < R->n; i++)
+		kept += (size_t)R->it[i].keep;
+	if (o->save_cuts)
+		save_cuts(R, o, kept);
+	if (o->dropped && is_replaceable(o->dropped))
+		dtmp = temp_path(o->dropped);
+	if (o->nshards == 0)
+		write_records(R, o, dtmp);
+	else
+		write_shards(R, o, dtmp, &counts);
+	if (dtmp)
+		commit_file(dtmp, o->dropped);
+	free(dtmp);
+	summary(R, o, kept, &counts);
 }
 
 static int run(options *o)
 {
 	records R = { 0 };
 	cuts c = { 0 };
-	shard_counts n = { 0 };
-	size_t want, kept = 0;
-	/* --dropped is written beside the output, atomically: whole or not replaced */
-	char *dtmp = NULL;
+	size_t want;
 
 	if (o->cuts)
 		load_cuts(&c, o);
@@ -704,22 +748,11 @@ static int run(options *o)
 	index_keys(&R);
 	want = budget(o, R.n);
 	if (o->print)
-		return print_threshold(&R, o, want);
-	choose(&R, o, &c, want);
-	for (size_t i = 0; i < R.n; i++)
-		kept += (size_t)R.it[i].keep;
-	if (o->save_cuts)
-		save_cuts(&R, o, kept);
-	if (o->dropped && is_replaceable(o->dropped))
-		dtmp = temp_path(o->dropped);
-	if (o->nshards == 0)
-		write_records(&R, o, dtmp);
+		print_threshold(&R, o, want);
 	else
-		write_shards(&R, o, dtmp, &n);
-	if (dtmp)
-		commit_file(dtmp, o->dropped);
-	free(dtmp);
-	summary(&R, o, kept, &n);
+		keep_and_write(&R, o, &c, want);
+	records_free(&R);
+	cuts_free(&c);
 	return 0;
 }
 

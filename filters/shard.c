@@ -714,8 +714,12 @@ static int run(const options *o)
 int main(int argc, char **argv)
 {
 	options o;
+	int rc;
 
 	cull_init(argv[0]);
 	parse_options(&o, argc, argv);
-	return run(&o);
+	rc = run(&o);
+	free(o.key_fmt);
+	free(o.out_fmt);
+	return rc;
 }
