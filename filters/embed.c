@@ -66,6 +66,8 @@ typedef struct {
 	float mean[3], std[3];
 	int have_mean, have_std;
 	uint64_t max_pixels, max_member;
+	const char *const *shards;      /* SHARD... (none: standard input) */
+	size_t nshards;
 } options;
 
 /* One sample of a batch: the sample as read, then what decoding made of it. */
@@ -394,14 +396,14 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_CARRY: o->carry = optarg; break;
 		case O_NONORM: o->normalize = 0; break;
 		case O_BATCH: o->batch = (int)parse_int("--batch", optarg, 1, 4096); break;
-		case O_THREADS: o->threads = (int)parse_int("--threads", optarg, 1, 1024); break;
+		case O_THREADS: o->threads = parse_threads(optarg); break;
 		case O_MAXPIX: o->max_pixels = parse_size("--max-pixels", optarg); break;
 		case O_MAXMEM: o->max_member = parse_size("--max-member", optarg); break;
 		case O_STRICT: o->strict = 1; break;
 		case O_BF16: o->bf16 = 1; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
-		case O_VERSION: printf("cull-embed %s\nnn: %s\n", CULL_VERSION, nn_backend()); xfclose(stdout, "<stdout>"); exit(0);
+		case O_VERSION: print_version("cull-embed", xasprintf("nn: %s", nn_backend()));
 		default:
 			fprintf(stderr, "usage: cull-embed [--model FILE] [options] [SHARD...]; "
 			        "see cull-embed --help\n");
@@ -414,9 +416,72 @@ static void parse_options(options *o, int argc, char **argv)
 				die(EXIT_USAGE, "--std: values must be positive");
 	if (!o->threads)
 		o->threads = default_threads();
+	o->shards = (const char *const *)argv + optind;
+	o->nshards = (size_t)(argc - optind);
 }
 
-/* ---- main ---- */
+/* ---- the encoder ---- */
+
+/* The encoder o names (or the shipped one), loaded, on o->threads layer threads; *mi is
+ * what its file says. */
+static nn_model *open_model(const options *o, char **model_path, model_info *mi)
+{
+	cull_err err;
+	nn_model *m;
+
+	*model_path = o->model ? xstrdup(o->model) : default_model();
+	if (!o->model && !o->quiet)
+		note("no --model: using the default encoder %s", *model_path);
+	model_info_read(mi, *model_path, o->arch);
+	m = nn_create(mi->arch, mi->in_ch, mi->width, 0, 0);
+	if (!m)
+		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", mi->arch, nn_arch_names());
+	if (nn_load(m, *model_path, NN_LOAD_IGNORE_EXTRA, &err) != 0)
+		die(EXIT_DATA, "%s", err.msg);
+	nn_set_threads(o->threads);
+	if (o->bf16)
+		nn_bf16_option();
+	return m;
+}
+
+/* The preprocessing o leaves open, from the model: its recorded size and normalisation,
+ * else the architecture's habit (ImageNet models 256/224) and ImageNet's statistics. */
+static void model_defaults(options *o, const model_info *mi)
+{
+	const char *arch = mi->arch;
+	int in_ch = mi->in_ch;
+	int imagenet = strcmp(arch, "resnet18") == 0 || strcmp(arch, "resnet34") == 0 ||
+	               strcmp(arch, "resnet50") == 0;
+
+	/* a size the model file records (cull-train's) wins over the architecture's habit */
+	if (o->resize < 0)
+		o->resize = mi->image_size ? mi->image_size : imagenet ? 256 : 0;
+	if (o->crop < 0)
+		o->crop = mi->image_size ? mi->image_size : imagenet ? 224 : 0;
+	if (!o->have_mean && mi->have_mean) {
+		memcpy(o->mean, mi->mean, sizeof o->mean);
+		o->have_mean = 1;
+	}
+	if (!o->have_std && mi->have_std) {
+		memcpy(o->std, mi->std, sizeof o->std);
+		o->have_std = 1;
+	}
+	if (!o->have_mean) {
+		const float im[3] = { 0.485f, 0.456f, 0.406f };
+		memcpy(o->mean, im, sizeof im);
+		if (in_ch == 1)
+			o->mean[0] = 0.449f;
+	}
+	if (!o->have_std) {
+		const float is[3] = { 0.229f, 0.224f, 0.225f };
+		memcpy(o->std, is, sizeof is);
+		if (in_ch == 1)
+			o->std[0] = 0.226f;
+	}
+}
+
+/* ---- the stream: read a batch, decode it in the pool while the previous one runs
+ * forward, write its records ---- */
 
 /* Read up to max samples into b; a broken stream sets *broken and ends the input. */
 static int read_batch(wds_reader *r, batch *b, int max, int *broken)
@@ -458,244 +523,268 @@ static void progress(const stats *st, const wds_reader *r, int final)
 		fputc('\n', stderr);
 }
 
-int main(int argc, char **argv)
-{
-	options o;
-	char *model_path;
-	int in_ch, i, k, cur = 0, dim, show, imagenet, broken = 0, code;
-	const char *arch;
-	model_info mi;
+/* A run: the encoder, the decode pool and its two batches, the input and the output. */
+typedef struct {
+	const options *o;
 	nn_model *m;
-	pool p = { 0 };
+	int in_ch, dim, show, broken;
+	pool p;
 	batch b[2];
-	wds_options wo = { 0 };
 	wds_reader *r;
 	rec_writer *w;
 	cull_err e;
 	record rec;
-	stats st = { 0 };
-	float *emb, norm;
-	size_t plane;
+	float *emb;            /* [dim] */
+	stats st;
+} embedder;
+
+static size_t plane_floats(const embedder *e)
+{
+	return (size_t)e->in_ch * (size_t)e->p.h * (size_t)e->p.w;
+}
+
+/* Without --crop: the size of cb's first image that decodes, after --resize (1x1 when
+ * none does: every sample is then skipped). */
+static void first_size(embedder *e, const batch *cb)
+{
+	const options *o = e->o;
+	int i;
+
+	for (i = 0; i < cb->n && !e->p.h; i++) {
+		image img = { 0 };
+		image_opts io = { .channels = e->in_ch, .max_pixels = o->max_pixels,
+		                  .strict = 1 };
+		const wds_member *mm = wds_find(&cb->slots[i].s, o->image_field);
+		io.min_size = o->exact ? 0 : o->resize;
+		if (mm && mm->size && image_decode(&img, mm->data, mm->size, &io,
+		                                   NULL) == 0) {
+			preprocess_size(img.width, img.height, o->resize, 0, &e->p.w, &e->p.h);
+			image_free(&img);
+		}
+	}
+	if (!e->p.h)
+		e->p.h = e->p.w = 1;   /* nothing decodes: every sample is skipped */
+}
+
+/* Reads and decodes the first batch into cb, fixing the input size, the buffers and the
+ * pool; 0 when there is no input. */
+static int first_batch(embedder *e, batch *cb)
+{
+	const options *o = e->o;
+
+	if (read_batch(e->r, cb, o->batch, &e->broken) == 0)
+		return 0;
+	if (!e->p.h)
+		first_size(e, cb);
+	for (int k = 0; k < 2; k++)
+		if (!e->b[k].x)
+			e->b[k].x = xmalloc((size_t)o->batch * plane_floats(e) * sizeof(float));
+	nn_setup(e->m, o->batch, e->p.h, e->p.w, 0);
+	if (!e->p.tid)
+		pool_start(&e->p, o->threads);
+	pool_submit(&e->p, cb);
+	pool_wait(&e->p);
+	return 1;
+}
+
+/* Packs the good images of cb densely and runs the encoder: their outputs [n, dim], or
+ * NULL when there is none. */
+static const float *encode(embedder *e, batch *cb)
+{
+	size_t plane = plane_floats(e);
+	int n_ok = 0;
+
+	for (int i = 0; i < cb->n; i++) {
+		if (cb->slots[i].status != SK_OK)
+			continue;
+		if (n_ok != i)
+			memcpy(cb->x + (size_t)n_ok * plane, cb->x + (size_t)i * plane,
+			       plane * sizeof(float));
+		n_ok++;
+	}
+	double tf = now_seconds();
+	const float *out = n_ok ? nn_forward(e->m, cb->x, n_ok, 0) : NULL;
+	e->st.forward += now_seconds() - tf;
+	return out;
+}
+
+/* One record per good sample of cb, in input order, with its row of out; a warning per
+ * skipped one (the end with --strict). */
+static void write_records(embedder *e, const batch *cb, const float *out)
+{
+	const options *o = e->o;
+	int i, k;
+	float norm;
+
+	for (i = 0, k = 0; i < cb->n; i++) {
+		const slot *sl = &cb->slots[i];
+		const wds_member *cls;
+		int64_t cv;
+		e->st.read++;
+		if (sl->status != SK_OK) {
+			e->st.skipped[sl->status]++;
+			warn("%s: %s: skipped: %s", sl->s.source, sl->s.key, sl->err);
+			if (o->strict) {
+				cull_err err;
+				if (rec_writer_close(e->w, &err) < 0)
+					die_err(&err);
+				die(EXIT_SKIP, "--strict: stopping at the first skipped sample");
+			}
+			continue;
+		}
+		memcpy(e->emb, out + (size_t)k * (size_t)e->dim, (size_t)e->dim * sizeof *e->emb);
+		k++;
+		if (o->normalize)
+			l2norm_forward(e->emb, &norm, e->emb, 1, e->dim);
+		rec_clear(&e->rec);
+		rec_set_str(&e->rec, "key", sl->s.key);
+		cls = wds_find(&sl->s, "cls");
+		if (cls) {
+			if (wds_parse_cls(cls, &cv))
+				rec_set_int(&e->rec, "cls", cv);
+			else
+				warn("%s: %s: .cls is not a decimal integer; cls left out",
+				     sl->s.source, sl->s.key);
+		}
+		rec_set_floats(&e->rec, "emb", e->emb, (size_t)e->dim);
+		if (*o->carry)
+			carry_fields(&e->rec, &sl->s, o->carry);
+		if (rec_write(e->w, &e->rec) < 0)
+			die_err(rec_writer_error(e->w));
+		e->st.embedded++;
+	}
+}
+
+/* Every batch of the input: the next one decodes while this one runs forward. */
+static void embed_all(embedder *e)
+{
+	int cur = 0;
+
+	if (!first_batch(e, &e->b[cur]))
+		return;
+	for (;;) {
+		batch *cb = &e->b[cur], *nb = &e->b[1 - cur];
+		const float *out;
+
+		read_batch(e->r, nb, e->o->batch, &e->broken);
+		if (nb->n)
+			pool_submit(&e->p, nb);
+		out = encode(e, cb);
+		write_records(e, cb, out);
+		if (e->show && now_seconds() - e->st.last > 0.5) {
+			progress(&e->st, e->r, 0);
+			e->st.last = now_seconds();
+		}
+		if (nb->n)
+			pool_wait(&e->p);
+		cur = 1 - cur;
+		if (e->b[cur].n == 0)
+			break;
+	}
+}
+
+/* ---- main ---- */
+
+static void summary(const embedder *e, const char *arch)
+{
+	const stats *st = &e->st;
+	uint64_t sk = 0;
+	char why[512] = "";
+	size_t len = 0;
+	double el = now_seconds() - st->t0;
+
+	for (int i = 1; i < SK_N; i++) {
+		if (!st->skipped[i])
+			continue;
+		sk += st->skipped[i];
+		len += (size_t)snprintf(why + len, len < sizeof why ? sizeof why - len : 0,
+		                        "%s%llu %s", len ? ", " : "",
+		                        (unsigned long long)st->skipped[i], skip_name[i]);
+	}
+	uint64_t members = wds_members_skipped(e->r);
+	char more[80] = "";
+	if (members)
+		snprintf(more, sizeof more, "; %llu tar members are not sample members",
+		         (unsigned long long)members);
+	note("embedded %llu of %llu samples with %s (%d-d) in %.1f s, %.0f img/s, "
+	     "%.0f%% of it in the encoder; skipped %llu%s%s%s%s", (unsigned long long)st->embedded,
+	     (unsigned long long)st->read, arch, e->dim, el, el > 0 ? (double)st->read / el : 0.0,
+	     el > 0 ? 100.0 * st->forward / el : 0.0,
+	     (unsigned long long)sk, sk ? " (" : "", why, sk ? ")" : "", more);
+}
+
+static int run(options *o)
+{
+	embedder e = { .o = o };
+	wds_options wo = { 0 };
+	char *model_path;
+	model_info mi;
 	struct stat sb;
+	int code;
+	cull_err err;
+
+	e.m = open_model(o, &model_path, &mi);
+	model_defaults(o, &mi);
+	e.in_ch = mi.in_ch;
+	e.dim = e.m->feat_dim;
+	e.emb = xmalloc((size_t)e.dim * sizeof *e.emb);
+
+	wo.max_member = o->max_member;
+	wo.check_keys = 1;
+	wo.defer_errors = 1;      /* a broken stream ends the input; what came before is written */
+	wo.strict = o->strict;    /* a member that is not carried ends it too, with status 4 */
+	e.r = wds_open(o->shards, o->nshards, &wo);
+	for (size_t i = 0; i < o->nshards; i++)
+		if (strcmp(o->shards[i], "-") && stat(o->shards[i], &sb) == 0)
+			e.st.total_bytes += (uint64_t)sb.st_size;
+	if (!(e.w = rec_writer_open("-", &err)))
+		die_err(&err);
+	rec_init(&e.rec);
+	e.show = !o->quiet && stderr_is_tty();
+	e.st.t0 = e.st.last = now_seconds();
+
+	e.p.o = o;
+	e.p.channels = e.in_ch;
+	e.p.h = e.p.w = o->crop;     /* 0 until the first image fixes it when there is no crop */
+	for (int k = 0; k < 2; k++)
+		e.b[k].slots = xcalloc((size_t)o->batch, sizeof *e.b[k].slots);
+
+	embed_all(&e);
+	if (rec_writer_close(e.w, &err) < 0)
+		die_err(&err);
+	if (e.show)
+		progress(&e.st, e.r, 1);
+	if (e.broken) {
+		const char *msg = wds_error(e.r, &code);
+		die(code, "%s (after %llu samples, whose records were written)", msg,
+		    (unsigned long long)e.st.read);
+	}
+	if (!o->quiet)
+		summary(&e, mi.arch);
+	if (e.p.tid)
+		pool_stop(&e.p);
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < o->batch; i++) {
+			wds_sample_free(&e.b[k].slots[i].s);
+			free(e.b[k].slots[i].scratch);
+		}
+		free(e.b[k].slots);
+		free(e.b[k].x);
+	}
+	wds_close(e.r);
+	rec_free(&e.rec);
+	free(e.emb);
+	free(model_path);
+	nn_free(e.m);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	options o;
 
 	nn_exec_passive(argv);
 	cull_init(argv[0]);
 	parse_options(&o, argc, argv);
-	model_path = o.model ? xstrdup(o.model) : default_model();
-	if (!o.model && !o.quiet)
-		note("no --model: using the default encoder %s", model_path);
-	model_info_read(&mi, model_path, o.arch);
-	arch = mi.arch;
-	in_ch = mi.in_ch;
-	m = nn_create(arch, in_ch, mi.width, 0, 0);
-	if (!m)
-		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", arch, nn_arch_names());
-	if (nn_load(m, model_path, NN_LOAD_IGNORE_EXTRA, &e) != 0)
-		die(EXIT_DATA, "%s", e.msg);
-	nn_set_threads(o.threads);
-	if (o.bf16)
-		nn_bf16_option();
-	imagenet = strcmp(arch, "resnet18") == 0 || strcmp(arch, "resnet34") == 0 ||
-	           strcmp(arch, "resnet50") == 0;
-	/* a size the model file records (cull-train's) wins over the architecture's habit */
-	if (o.resize < 0)
-		o.resize = mi.image_size ? mi.image_size : imagenet ? 256 : 0;
-	if (o.crop < 0)
-		o.crop = mi.image_size ? mi.image_size : imagenet ? 224 : 0;
-	if (!o.have_mean && mi.have_mean) {
-		memcpy(o.mean, mi.mean, sizeof o.mean);
-		o.have_mean = 1;
-	}
-	if (!o.have_std && mi.have_std) {
-		memcpy(o.std, mi.std, sizeof o.std);
-		o.have_std = 1;
-	}
-	if (!o.have_mean) {
-		const float im[3] = { 0.485f, 0.456f, 0.406f };
-		memcpy(o.mean, im, sizeof im);
-		if (in_ch == 1)
-			o.mean[0] = 0.449f;
-	}
-	if (!o.have_std) {
-		const float is[3] = { 0.229f, 0.224f, 0.225f };
-		memcpy(o.std, is, sizeof is);
-		if (in_ch == 1)
-			o.std[0] = 0.226f;
-	}
-	dim = m->feat_dim;
-	emb = xmalloc((size_t)dim * sizeof *emb);
-
-	wo.max_member = o.max_member;
-	wo.check_keys = 1;
-	wo.defer_errors = 1;      /* a broken stream ends the input; what came before is written */
-	wo.strict = o.strict;     /* a member that is not carried ends it too, with status 4 */
-	r = wds_open((const char *const *)argv + optind, (size_t)(argc - optind), &wo);
-	for (i = optind; i < argc; i++)
-		if (strcmp(argv[i], "-") && stat(argv[i], &sb) == 0)
-			st.total_bytes += (uint64_t)sb.st_size;
-	if (!(w = rec_writer_open("-", &e)))
-		die_err(&e);
-	rec_init(&rec);
-	show = !o.quiet && stderr_is_tty();
-	st.t0 = st.last = now_seconds();
-
-	p.o = &o;
-	p.channels = in_ch;
-	p.h = p.w = o.crop;     /* 0 until the first image fixes it when there is no crop */
-	memset(b, 0, sizeof b);
-	for (k = 0; k < 2; k++)
-		b[k].slots = xcalloc((size_t)o.batch, sizeof *b[k].slots);
-
-	/* read and decode the first batch; without --crop its first good image fixes the size */
-	for (;;) {
-		batch *cb = &b[cur], *nb = &b[1 - cur];
-		int n_ok;
-
-		/* fill the current batch if it is empty (first round only) */
-		if (cb->n == 0) {
-			if (read_batch(r, cb, o.batch, &broken) == 0)
-				break;
-			if (!p.h) {
-				for (i = 0; i < cb->n && !p.h; i++) {
-					image img = { 0 };
-					image_opts io = { .channels = in_ch, .max_pixels = o.max_pixels,
-					                  .strict = 1 };
-					const wds_member *mm = wds_find(&cb->slots[i].s, o.image_field);
-					io.min_size = o.exact ? 0 : o.resize;
-					if (mm && mm->size && image_decode(&img, mm->data, mm->size, &io,
-					                                   NULL) == 0) {
-						preprocess_size(img.width, img.height, o.resize, 0, &p.w, &p.h);
-						image_free(&img);
-					}
-				}
-				if (!p.h)
-					p.h = p.w = 1;   /* nothing decodes: every sample is skipped */
-			}
-			plane = (size_t)in_ch * (size_t)p.h * (size_t)p.w;
-			for (k = 0; k < 2; k++)
-				if (!b[k].x)
-					b[k].x = xmalloc((size_t)o.batch * plane * sizeof(float));
-			nn_setup(m, o.batch, p.h, p.w, 0);
-			if (!p.tid)
-				pool_start(&p, o.threads);
-			pool_submit(&p, cb);
-			pool_wait(&p);
-		}
-		plane = (size_t)in_ch * (size_t)p.h * (size_t)p.w;
-
-		/* read the next batch and decode it in the pool while this one runs forward */
-		read_batch(r, nb, o.batch, &broken);
-		if (nb->n)
-			pool_submit(&p, nb);
-
-		/* pack the good images densely and run the encoder */
-		n_ok = 0;
-		for (i = 0; i < cb->n; i++) {
-			if (cb->slots[i].status != SK_OK)
-				continue;
-			if (n_ok != i)
-				memcpy(cb->x + (size_t)n_ok * plane, cb->x + (size_t)i * plane,
-				       plane * sizeof(float));
-			n_ok++;
-		}
-		double tf = now_seconds();
-		const float *out = n_ok ? nn_forward(m, cb->x, n_ok, 0) : NULL;
-		st.forward += now_seconds() - tf;
-
-		/* write the records in input order */
-		for (i = 0, k = 0; i < cb->n; i++) {
-			slot *sl = &cb->slots[i];
-			const wds_member *cls;
-			int64_t cv;
-			st.read++;
-			if (sl->status != SK_OK) {
-				st.skipped[sl->status]++;
-				warn("%s: %s: skipped: %s", sl->s.source, sl->s.key, sl->err);
-				if (o.strict) {
-					if (rec_writer_close(w, &e) < 0)
-						die_err(&e);
-					die(EXIT_SKIP, "--strict: stopping at the first skipped sample");
-				}
-				continue;
-			}
-			memcpy(emb, out + (size_t)k * (size_t)dim, (size_t)dim * sizeof *emb);
-			k++;
-			if (o.normalize)
-				l2norm_forward(emb, &norm, emb, 1, dim);
-			rec_clear(&rec);
-			rec_set_str(&rec, "key", sl->s.key);
-			cls = wds_find(&sl->s, "cls");
-			if (cls) {
-				if (wds_parse_cls(cls, &cv))
-					rec_set_int(&rec, "cls", cv);
-				else
-					warn("%s: %s: .cls is not a decimal integer; cls left out",
-					     sl->s.source, sl->s.key);
-			}
-			rec_set_floats(&rec, "emb", emb, (size_t)dim);
-			if (*o.carry)
-				carry_fields(&rec, &sl->s, o.carry);
-			if (rec_write(w, &rec) < 0)
-				die_err(rec_writer_error(w));
-			st.embedded++;
-		}
-		if (show && now_seconds() - st.last > 0.5) {
-			progress(&st, r, 0);
-			st.last = now_seconds();
-		}
-		if (nb->n)
-			pool_wait(&p);
-		cur = 1 - cur;
-		if (b[cur].n == 0)
-			break;
-	}
-	if (rec_writer_close(w, &e) < 0)
-		die_err(&e);
-	if (show)
-		progress(&st, r, 1);
-	if (broken) {
-		const char *msg = wds_error(r, &code);
-		die(code, "%s (after %llu samples, whose records were written)", msg,
-		    (unsigned long long)st.read);
-	}
-	if (!o.quiet) {
-		uint64_t sk = 0;
-		char why[512] = "";
-		size_t len = 0;
-		double el = now_seconds() - st.t0;
-		for (i = 1; i < SK_N; i++) {
-			if (!st.skipped[i])
-				continue;
-			sk += st.skipped[i];
-			len += (size_t)snprintf(why + len, len < sizeof why ? sizeof why - len : 0,
-			                        "%s%llu %s", len ? ", " : "",
-			                        (unsigned long long)st.skipped[i], skip_name[i]);
-		}
-		uint64_t members = wds_members_skipped(r);
-		char more[80] = "";
-		if (members)
-			snprintf(more, sizeof more, "; %llu tar members are not sample members",
-			         (unsigned long long)members);
-		note("embedded %llu of %llu samples with %s (%d-d) in %.1f s, %.0f img/s, "
-		     "%.0f%% of it in the encoder; skipped %llu%s%s%s%s", (unsigned long long)st.embedded,
-		     (unsigned long long)st.read, arch, dim, el, el > 0 ? (double)st.read / el : 0.0,
-		     el > 0 ? 100.0 * st.forward / el : 0.0,
-		     (unsigned long long)sk, sk ? " (" : "", why, sk ? ")" : "", more);
-	}
-	if (p.tid)
-		pool_stop(&p);
-	for (k = 0; k < 2; k++) {
-		for (i = 0; i < o.batch; i++) {
-			wds_sample_free(&b[k].slots[i].s);
-			free(b[k].slots[i].scratch);
-		}
-		free(b[k].slots);
-		free(b[k].x);
-	}
-	wds_close(r);
-	rec_free(&rec);
-	free(emb);
-	free(model_path);
-	nn_free(m);
-	return 0;
+	return run(&o);
 }

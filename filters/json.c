@@ -86,9 +86,9 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "rh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r': reverse = 1; break;
-		case 't': parse_int("--threads", optarg, 1, 1024); break;
+		case 't': parse_threads(optarg); break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); return 0;
-		case 'V': printf("cull-json %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); return 0;
+		case 'V': print_version("cull-json", NULL);
 		default: fputs(usage_short, stderr); return EXIT_USAGE;
 		}
 	}

@@ -1,8 +1,9 @@
 /* cull-score: prototype scores from embedding records (spherical k-means), fit or apply, SemDeDup. */
 #include "io.h"
 #include "kmeans.h"
-#include "layers.h"
 #include "record.h"
+#include "rng.h"
+#include "threads.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -36,12 +37,75 @@ static const char usage[] =
 	"  -h, --help              this help\n"
 	"      --version           print the version\n";
 
-static struct {
+typedef struct {
 	int k, iters, keep_emb, verbose, sep_m, threads, fit_only;
-	double tol, dedup;
+	double tol, dedup;     /* dedup < 0: no --dedup */
 	uint64_t seed, fit_sample;
 	const char *save, *centroids, *field, *stats, *input;
-} o = { .k = 100, .iters = 20, .tol = 1e-4, .sep_m = 20, .dedup = -1, .field = "emb" };
+} options;
+
+/* Fills o from the command line; a usage error exits 2, --help and --version exit 0. */
+static void parse_options(options *o, int argc, char **argv)
+{
+	enum { O_TOL = 256, O_FIT, O_SAVE, O_CENT, O_DEDUP, O_STATS, O_SEP, O_FIELD, O_KEEP,
+	       O_SEED, O_THREADS, O_VERSION, O_FITONLY };
+	static const struct option longopts[] = {
+		{ "k", required_argument, NULL, 'k' },
+		{ "iters", required_argument, NULL, 'i' },
+		{ "tol", required_argument, NULL, O_TOL },
+		{ "fit-sample", required_argument, NULL, O_FIT },
+		{ "save-centroids", required_argument, NULL, O_SAVE },
+		{ "fit-only", no_argument, NULL, O_FITONLY },
+		{ "centroids", required_argument, NULL, O_CENT },
+		{ "dedup", required_argument, NULL, O_DEDUP },
+		{ "stats", required_argument, NULL, O_STATS },
+		{ "sep-neighbors", required_argument, NULL, O_SEP },
+		{ "field", required_argument, NULL, O_FIELD },
+		{ "keep-emb", no_argument, NULL, O_KEEP },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "threads", required_argument, NULL, O_THREADS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, k_set = 0;
+
+	*o = (options){ .k = 100, .iters = 20, .tol = 1e-4, .sep_m = 20, .dedup = -1, .field = "emb" };
+	while ((c = getopt_long(argc, argv, "k:i:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k': o->k = (int)parse_int("--k", optarg, 1, 1 << 24); k_set = 1; break;
+		case 'i': o->iters = (int)parse_int("--iters", optarg, 0, 1 << 20); break;
+		case O_TOL: o->tol = parse_double("--tol", optarg, 0, 1); break;
+		case O_FIT: o->fit_sample = (uint64_t)parse_int("--fit-sample", optarg, 1, 1LL << 40); break;
+		case O_SAVE: o->save = optarg; break;
+		case O_FITONLY: o->fit_only = 1; break;
+		case O_CENT: o->centroids = optarg; break;
+		case O_DEDUP: o->dedup = parse_double("--dedup", optarg, 0, 2); break;
+		case O_STATS: o->stats = optarg; break;
+		case O_SEP: o->sep_m = (int)parse_int("--sep-neighbors", optarg, 1, 1 << 24); break;
+		case O_FIELD: o->field = optarg; break;
+		case O_KEEP: o->keep_emb = 1; break;
+		case O_SEED: o->seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
+		case O_THREADS: o->threads = parse_threads(optarg); break;
+		case 'v': o->verbose = 1; break;
+		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
+		case O_VERSION: print_version("cull-score", NULL);
+		default: fputs(usage_short, stderr); exit(EXIT_USAGE);
+		}
+	}
+	if (argc - optind > 1) {
+		fputs(usage_short, stderr);
+		exit(EXIT_USAGE);
+	}
+	o->input = optind < argc ? argv[optind] : "-";
+	if (o->centroids && (k_set || o->fit_sample || o->save))
+		die(EXIT_USAGE, "--centroids applies saved centroids: it excludes --k, --fit-sample "
+		    "and --save-centroids");
+	if (o->fit_only && (!o->save || o->centroids || o->dedup >= 0 || o->stats || o->keep_emb))
+		die(EXIT_USAGE, "--fit-only needs --save-centroids and excludes --centroids, --dedup, "
+		    "--stats and --keep-emb");
+}
 
 /* ---- classes: label -> row of the class sums / means (open addressing) ---- */
 
@@ -99,45 +163,51 @@ static size_t cls_add(classes *c, int64_t label, int d)
 	return c->n++;
 }
 
+static void cls_free(classes *c)
+{
+	free(c->label);
+	free(c->slot);
+	free(c->sum);
+}
+
 /* ---- reading embeddings ---- */
 
-static int dim;                 /* embedding length, 0 until the first record */
-static uint64_t zero_rows;
-
-/* The record's embedding, normalised, into row[dim]; dies on a missing or bad one. */
-static void get_emb(float *row, const record *r, rec_reader *rd)
+/* The record's embedding, normalised, into row[dim]; returns 1 if it is all zero (left
+ * zero). Dies on a missing or bad one. */
+static size_t get_emb(float *row, int dim, const char *field, const record *r, rec_reader *rd)
 {
 	const unsigned char *p;
-	long n = rec_get_floats(r, o.field, &p);
+	long n = rec_get_floats(r, field, &p);
 	int j;
 
 	if (n < 0)
 		die(EXIT_DATA, "%s: record %llu (key '%s') has no float32 '%s' field",
-		    rec_source(rd), (unsigned long long)rec_count(rd), rec_key(r), o.field);
+		    rec_source(rd), (unsigned long long)rec_count(rd), rec_key(r), field);
 	if (n != dim)
 		die(EXIT_DATA, "%s: record %llu (key '%s'): '%s' has %ld values, expected %d",
-		    rec_source(rd), (unsigned long long)rec_count(rd), rec_key(r), o.field, n, dim);
+		    rec_source(rd), (unsigned long long)rec_count(rd), rec_key(r), field, n, dim);
 	rec_floats_copy(row, p, (size_t)n);
 	for (j = 0; j < dim; j++)
 		if (!isfinite(row[j]))
 			die(EXIT_DATA, "%s: record %llu (key '%s'): '%s' holds NaN or infinity",
-			    rec_source(rd), (unsigned long long)rec_count(rd), rec_key(r), o.field);
-	zero_rows += kmeans_normalize(row, 1, dim);
+			    rec_source(rd), (unsigned long long)rec_count(rd), rec_key(r), field);
+	return kmeans_normalize(row, 1, dim);
 }
 
-static int first_dim(const record *r, rec_reader *rd)
+static int first_dim(const char *field, const record *r, rec_reader *rd)
 {
 	const unsigned char *p;
-	long n = rec_get_floats(r, o.field, &p);
+	long n = rec_get_floats(r, field, &p);
 
 	if (n <= 0 || n > (1L << 20))
 		die(EXIT_DATA, "%s: record %llu (key '%s') has no float32 '%s' field",
-		    rec_source(rd), (unsigned long long)rec_count(rd), rec_key(r), o.field);
+		    rec_source(rd), (unsigned long long)rec_count(rd), rec_key(r), field);
 	return (int)n;
 }
 
 /* ---- pass 1: fit ---- */
 
+/* The spool of standard input, removed at exit: file scope for the atexit handler. */
 static char *spool_path;
 
 static void remove_spool(void)
@@ -148,28 +218,29 @@ static void remove_spool(void)
 
 /* Reads the input, fits the centroids; returns the path pass 2 reads (the input again, or
  * a spool of standard input). */
-static const char *fit(kmeans_file *kf, classes *cl)
+static const char *fit(kmeans_file *kf, classes *cl, const options *o)
 {
 	struct stat st;
-	int regular = o.input && strcmp(o.input, "-") != 0 && stat(o.input, &st) == 0 &&
+	int regular = o->input && strcmp(o->input, "-") != 0 && stat(o->input, &st) == 0 &&
 	              S_ISREG(st.st_mode);
 	cull_err e;
-	rec_reader *rd = rec_open(o.input, &e);
+	rec_reader *rd = rec_open(o->input, &e);
 	rec_writer *sp = NULL;
-	uint64_t rng = o.seed ^ 0x73636f7265ULL, seen = 0;
+	uint64_t rng = o->seed ^ 0x73636f7265ULL, seen = 0;
 	size_t cap = 0, nx = 0, i;
 	float *x = NULL, *row = NULL;
-	kmeans_opts ko = { .k = o.k, .iters = o.iters, .tol = o.tol, .seed = o.seed,
-	                   .verbose = o.verbose };
+	kmeans_opts ko = { .k = o->k, .iters = o->iters, .tol = o->tol, .seed = o->seed,
+	                   .verbose = o->verbose };
 	kmeans_result res;
 	record r;
 	int64_t c;
+	int dim = 0;           /* embedding length, 0 until the first record */
 	double t0 = now_seconds();
 	int rc;
 
 	if (!rd)
 		die_err(&e);
-	if (!regular && !o.fit_only) {
+	if (!regular && !o->fit_only) {
 		const char *tmp = getenv("TMPDIR");
 		int fd;
 
@@ -184,10 +255,10 @@ static const char *fit(kmeans_file *kf, classes *cl)
 	rec_init(&r);
 	while ((rc = rec_next(rd, &r)) > 0) {
 		if (!dim) {
-			dim = first_dim(&r, rd);
+			dim = first_dim(o->field, &r, rd);
 			row = xmalloc((size_t)dim * sizeof *row);
 		}
-		get_emb(row, &r, rd);
+		get_emb(row, dim, o->field, &r, rd);
 		if (sp && rec_write(sp, &r) < 0)
 			die_err(rec_writer_error(sp));
 		if (rec_get_int(&r, "cls", &c)) {
@@ -199,9 +270,9 @@ static const char *fit(kmeans_file *kf, classes *cl)
 		}
 		/* reservoir sample (all of them without --fit-sample) */
 		i = (size_t)-1;
-		if (!o.fit_sample || seen < o.fit_sample)
+		if (!o->fit_sample || seen < o->fit_sample)
 			i = nx++;
-		else if ((i = (size_t)(kmeans_rand(&rng) % (seen + 1))) >= o.fit_sample)
+		else if ((i = (size_t)(rng_next(&rng) % (seen + 1))) >= o->fit_sample)
 			i = (size_t)-1;
 		seen++;
 		if (i == (size_t)-1)
@@ -219,16 +290,16 @@ static const char *fit(kmeans_file *kf, classes *cl)
 	if (sp && rec_writer_close(sp, &e) < 0)
 		die_err(&e);
 	if (seen == 0)
-		die(EXIT_DATA, "%s: no records to fit", io_name(o.input, 0));
-	if ((size_t)o.k > nx)
-		die(EXIT_USAGE, "--k %d is more than the %zu records to fit", o.k, nx);
-	kf->k = o.k;
+		die(EXIT_DATA, "%s: no records to fit", io_name(o->input, 0));
+	if ((size_t)o->k > nx)
+		die(EXIT_USAGE, "--k %d is more than the %zu records to fit", o->k, nx);
+	kf->k = o->k;
 	kf->d = dim;
-	kf->c = xmalloc((size_t)o.k * dim * sizeof *kf->c);
+	kf->c = xmalloc((size_t)o->k * dim * sizeof *kf->c);
 	if (kmeans_fit(kf->c, NULL, NULL, &res, x, nx, dim, &ko, &e) < 0)
 		die_err(&e);
 	note("fit k=%d on %zu of %llu records (d=%d) in %d iterations, %.2fs: objective %.6f "
-	     "(mean 1 - cos)%s", o.k, nx, (unsigned long long)seen, dim, res.iters,
+	     "(mean 1 - cos)%s", o->k, nx, (unsigned long long)seen, dim, res.iters,
 	     now_seconds() - t0, res.objective, res.reseeded ? ", empty clusters re-seeded" : "");
 	free(res.history);
 	free(x);
@@ -243,9 +314,9 @@ static const char *fit(kmeans_file *kf, classes *cl)
 			kf->class_means[i * dim + j] = (float)cl->sum[i * dim + j];
 	}
 	kmeans_normalize(kf->class_means, cl->n, dim);
-	if (o.save && kmeans_save(o.save, kf, &e) < 0)
+	if (o->save && kmeans_save(o->save, kf, &e) < 0)
 		die_err(&e);
-	return regular ? o.input : spool_path;
+	return regular ? o->input : spool_path;
 }
 
 /* ---- pass 2: score, streaming ---- */
@@ -256,20 +327,24 @@ typedef struct {
 	size_t n, cap;
 } kept;
 
-
-static struct {
+/* Pass 2: what scoring a record needs, and what it counts. */
+typedef struct {
+	const options *o;
 	const kmeans_file *kf;
 	const classes *cl;
-	float *sep;
-	kept *kept;
-	uint64_t *size, ndup, unknown_cls;
-	double *dist;
+	int dim;
+	float *sep;            /* [k] mean distance to the nearest other centroids */
+	kept *kept;            /* [k] the records kept so far, with --dedup */
+	uint64_t *size;        /* [k] records per cluster */
+	double *dist;          /* [k] the sum of their proto */
+	uint64_t total, ndup, unknown_cls, zero_rows;
 	rec_writer *w;
-} S;
+} scorer;
 
-static void dedup(record *r, const float *row, int32_t cluster)
+static void dedup(scorer *sc, record *r, const float *row, int32_t cluster)
 {
-	kept *kp = &S.kept[cluster];
+	kept *kp = &sc->kept[cluster];
+	int dim = sc->dim;
 	double best = -2;
 	size_t bi = 0;
 
@@ -284,10 +359,10 @@ static void dedup(record *r, const float *row, int32_t cluster)
 			bi = i;
 		}
 	}
-	if (kp->n && best > 1 - o.dedup) {
+	if (kp->n && best > 1 - sc->o->dedup) {
 		rec_set_int(r, "dup", 1);
 		rec_set_str(r, "dup_of", kp->key[bi]);
-		S.ndup++;
+		sc->ndup++;
 		return;
 	}
 	rec_set_int(r, "dup", 0);
@@ -300,13 +375,14 @@ static void dedup(record *r, const float *row, int32_t cluster)
 	kp->key[kp->n++] = xstrdup(rec_key(r));
 }
 
-static void flush(record *batch, float *x, size_t m)
+static void flush(scorer *sc, record *batch, float *x, size_t m)
 {
 	int32_t *a = xmalloc(m * sizeof *a);
 	float *sim = xmalloc(m * sizeof *sim);
+	int dim = sc->dim;
 	int64_t c;
 
-	kmeans_assign(a, sim, x, m, dim, S.kf->c, S.kf->k);
+	kmeans_assign(a, sim, x, m, dim, sc->kf->c, sc->kf->k);
 	for (size_t i = 0; i < m; i++) {
 		record *r = &batch[i];
 		const float *row = x + i * (size_t)dim;
@@ -317,102 +393,116 @@ static void flush(record *batch, float *x, size_t m)
 		rec_set_int(r, "cluster", a[i]);
 		rec_set_float(r, "proto", proto);
 		if (rec_get_int(r, "cls", &c)) {
-			size_t ci = cls_find(S.cl, c);
+			size_t ci = cls_find(sc->cl, c);
 
 			if (ci != (size_t)-1) {
-				const float *mu = S.kf->class_means + ci * (size_t)dim;
+				const float *mu = sc->kf->class_means + ci * (size_t)dim;
 				double s = 0;
 
 				for (int j = 0; j < dim; j++)
 					s += (double)mu[j] * row[j];
 				rec_set_float(r, "sup_proto", 1 - s < 0 ? 0 : 1 - s);
 			} else {
-				S.unknown_cls++;
+				sc->unknown_cls++;
 			}
 		}
-		rec_set_float(r, "cluster_sep", S.sep[a[i]]);
-		if (o.dedup >= 0)
-			dedup(r, row, a[i]);
-		if (!o.keep_emb)
-			rec_del(r, o.field);
-		S.size[a[i]]++;
-		S.dist[a[i]] += proto;
-		if (rec_write(S.w, r) < 0)
-			die_err(rec_writer_error(S.w));
+		rec_set_float(r, "cluster_sep", sc->sep[a[i]]);
+		if (sc->o->dedup >= 0)
+			dedup(sc, r, row, a[i]);
+		if (!sc->o->keep_emb)
+			rec_del(r, sc->o->field);
+		sc->size[a[i]]++;
+		sc->dist[a[i]] += proto;
+		if (rec_write(sc->w, r) < 0)
+			die_err(rec_writer_error(sc->w));
 	}
 	free(a);
 	free(sim);
 }
 
-static uint64_t score(const char *path, const kmeans_file *kf, const classes *cl)
+/* Scores the records of path with kf's centroids onto standard output. */
+static void score(scorer *sc, const char *path, const kmeans_file *kf, const classes *cl)
 {
 	cull_err e;
 	rec_reader *rd = rec_open(path, &e);
 	/* records scored at once: enough sgemm blocks of 1024 rows for every thread */
-	size_t nb = (size_t)kmeans_threads() * 1024 < 4096 ? 4096 : (size_t)kmeans_threads() * 1024;
+	size_t nb = (size_t)nn_threads() * 1024 < 4096 ? 4096 : (size_t)nn_threads() * 1024;
 	record *batch = xmalloc(nb * sizeof *batch);
 	float *x = NULL;
 	size_t m = 0;
-	uint64_t total = 0;
+	int dim = kf->d;
+
+	sc->kf = kf;
+	sc->cl = cl;
+	sc->dim = dim;
+	sc->sep = xmalloc((size_t)kf->k * sizeof *sc->sep);
+	kmeans_separation(sc->sep, kf->c, kf->k, kf->d, sc->o->sep_m);
+	sc->size = xcalloc((size_t)kf->k, sizeof *sc->size);
+	sc->dist = xcalloc((size_t)kf->k, sizeof *sc->dist);
+	if (sc->o->dedup >= 0)
+		sc->kept = xcalloc((size_t)kf->k, sizeof *sc->kept);
 	int rc;
 
 	if (!rd)
 		die_err(&e);
-	zero_rows = 0;      /* counted again in this pass */
-	S.kf = kf;
-	S.cl = cl;
-	S.sep = xmalloc((size_t)kf->k * sizeof *S.sep);
-	kmeans_separation(S.sep, kf->c, kf->k, kf->d, o.sep_m);
-	S.size = xcalloc((size_t)kf->k, sizeof *S.size);
-	S.dist = xcalloc((size_t)kf->k, sizeof *S.dist);
-	if (o.dedup >= 0)
-		S.kept = xcalloc((size_t)kf->k, sizeof *S.kept);
-	if (!(S.w = rec_writer_open("-", &e)))
+	if (!(sc->w = rec_writer_open("-", &e)))
 		die_err(&e);
-	dim = kf->d;
 	x = xmalloc(nb * dim * sizeof *x);
 	for (size_t i = 0; i < nb; i++)
 		rec_init(&batch[i]);
 	while ((rc = rec_next(rd, &batch[m])) > 0) {
-		get_emb(x + m * (size_t)dim, &batch[m], rd);
-		total++;
+		sc->zero_rows += get_emb(x + m * (size_t)dim, dim, sc->o->field, &batch[m], rd);
+		sc->total++;
 		if (++m == nb) {
-			flush(batch, x, m);
+			flush(sc, batch, x, m);
 			m = 0;
 		}
 	}
 	if (rc < 0)
 		die_err(rec_error(rd));
 	if (m)
-		flush(batch, x, m);
+		flush(sc, batch, x, m);
 	rec_close(rd);
-	if (rec_writer_close(S.w, &e) < 0)
+	if (rec_writer_close(sc->w, &e) < 0)
 		die_err(&e);
 	for (size_t i = 0; i < nb; i++)
 		rec_free(&batch[i]);
 	free(batch);
 	free(x);
-	return total;
 }
 
-static void write_stats(const kmeans_file *kf)
+static void scorer_free(scorer *sc)
+{
+	for (int j = 0; sc->kept && j < sc->kf->k; j++) {
+		for (size_t i = 0; i < sc->kept[j].n; i++)
+			free(sc->kept[j].key[i]);
+		free(sc->kept[j].key);
+		free(sc->kept[j].v);
+	}
+	free(sc->kept);
+	free(sc->sep);
+	free(sc->size);
+	free(sc->dist);
+}
+
+static void write_stats(const scorer *sc)
 {
 	cull_err e;
-	rec_writer *w = rec_writer_open(o.stats, &e);
+	rec_writer *w = rec_writer_open(sc->o->stats, &e);
 	record r;
 	char key[32];
 
 	if (!w)
 		die_err(&e);
 	rec_init(&r);
-	for (int j = 0; j < kf->k; j++) {
+	for (int j = 0; j < sc->kf->k; j++) {
 		rec_clear(&r);
 		snprintf(key, sizeof key, "cluster/%06d", j);
 		rec_set_str(&r, "key", key);
 		rec_set_int(&r, "cluster", j);
-		rec_set_int(&r, "size", (int64_t)S.size[j]);
-		rec_set_float(&r, "mean_dist", S.size[j] ? S.dist[j] / (double)S.size[j] : 0);
-		rec_set_float(&r, "sep", S.sep[j]);
+		rec_set_int(&r, "size", (int64_t)sc->size[j]);
+		rec_set_float(&r, "mean_dist", sc->size[j] ? sc->dist[j] / (double)sc->size[j] : 0);
+		rec_set_float(&r, "sep", sc->sep[j]);
 		if (rec_write(w, &r) < 0)
 			die_err(rec_writer_error(w));
 	}
@@ -421,110 +511,62 @@ static void write_stats(const kmeans_file *kf)
 	rec_free(&r);
 }
 
-int main(int argc, char **argv)
+/* ---- main ---- */
+
+/* Fit (or load) the centroids, then score every record; or, with --fit-only, fit and save. */
+static int run(const options *o)
 {
-	enum { O_TOL = 256, O_FIT, O_SAVE, O_CENT, O_DEDUP, O_STATS, O_SEP, O_FIELD, O_KEEP,
-	       O_SEED, O_THREADS, O_VERSION, O_FITONLY };
-	static const struct option longopts[] = {
-		{ "k", required_argument, NULL, 'k' },
-		{ "iters", required_argument, NULL, 'i' },
-		{ "tol", required_argument, NULL, O_TOL },
-		{ "fit-sample", required_argument, NULL, O_FIT },
-		{ "save-centroids", required_argument, NULL, O_SAVE },
-		{ "fit-only", no_argument, NULL, O_FITONLY },
-		{ "centroids", required_argument, NULL, O_CENT },
-		{ "dedup", required_argument, NULL, O_DEDUP },
-		{ "stats", required_argument, NULL, O_STATS },
-		{ "sep-neighbors", required_argument, NULL, O_SEP },
-		{ "field", required_argument, NULL, O_FIELD },
-		{ "keep-emb", no_argument, NULL, O_KEEP },
-		{ "seed", required_argument, NULL, O_SEED },
-		{ "threads", required_argument, NULL, O_THREADS },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, O_VERSION },
-		{ NULL, 0, NULL, 0 },
-	};
 	kmeans_file kf = { 0 };
 	classes cl = { 0 };
+	scorer sc = { .o = o };
 	const char *path;
-	int c, k_set = 0;
-	uint64_t total;
 	double t0 = now_seconds();
 	cull_err e;
 
-	nn_exec_passive(argv);
-	cull_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "k:i:vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'k': o.k = (int)parse_int("--k", optarg, 1, 1 << 24); k_set = 1; break;
-		case 'i': o.iters = (int)parse_int("--iters", optarg, 0, 1 << 20); break;
-		case O_TOL: o.tol = parse_double("--tol", optarg, 0, 1); break;
-		case O_FIT: o.fit_sample = (uint64_t)parse_int("--fit-sample", optarg, 1, 1LL << 40); break;
-		case O_SAVE: o.save = optarg; break;
-		case O_FITONLY: o.fit_only = 1; break;
-		case O_CENT: o.centroids = optarg; break;
-		case O_DEDUP: o.dedup = parse_double("--dedup", optarg, 0, 2); break;
-		case O_STATS: o.stats = optarg; break;
-		case O_SEP: o.sep_m = (int)parse_int("--sep-neighbors", optarg, 1, 1 << 24); break;
-		case O_FIELD: o.field = optarg; break;
-		case O_KEEP: o.keep_emb = 1; break;
-		case O_SEED: o.seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
-		case O_THREADS: o.threads = (int)parse_int("--threads", optarg, 1, 256); break;
-		case 'v': o.verbose = 1; break;
-		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); return 0;
-		case O_VERSION: printf("cull-score %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); return 0;
-		default: fputs(usage_short, stderr); return EXIT_USAGE;
-		}
-	}
-	if (argc - optind > 1) {
-		fputs(usage_short, stderr);
-		return EXIT_USAGE;
-	}
-	o.input = optind < argc ? argv[optind] : "-";
-	if (o.centroids && (k_set || o.fit_sample || o.save))
-		die(EXIT_USAGE, "--centroids applies saved centroids: it excludes --k, --fit-sample "
-		    "and --save-centroids");
-	if (o.fit_only && (!o.save || o.centroids || o.dedup >= 0 || o.stats || o.keep_emb))
-		die(EXIT_USAGE, "--fit-only needs --save-centroids and excludes --centroids, --dedup, "
-		    "--stats and --keep-emb");
-	kmeans_set_threads(o.threads);
-	if (o.fit_only) {
-		fit(&kf, &cl);
-		note("saved %d centroids to %s in %.2fs", kf.k, o.save, now_seconds() - t0);
+	nn_set_threads(o->threads);
+	if (o->fit_only) {
+		fit(&kf, &cl, o);
+		note("saved %d centroids to %s in %.2fs", kf.k, o->save, now_seconds() - t0);
 		kmeans_file_free(&kf);
-		free(cl.label);
-		free(cl.slot);
-		free(cl.sum);
+		cls_free(&cl);
 		return 0;
 	}
-	if (o.centroids) {
-		if (kmeans_load(&kf, o.centroids, &e) < 0)
+	if (o->centroids) {
+		if (kmeans_load(&kf, o->centroids, &e) < 0)
 			die_err(&e);
 		for (size_t i = 0; i < kf.nclasses; i++)
 			cls_add(&cl, kf.classes[i], kf.d);
-		path = o.input;
+		path = o->input;
 	} else {
-		path = fit(&kf, &cl);
+		path = fit(&kf, &cl, o);
 	}
-	total = score(path, &kf, &cl);
-	if (o.stats)
-		write_stats(&kf);
-	if (zero_rows)
+	score(&sc, path, &kf, &cl);
+	if (o->stats)
+		write_stats(&sc);
+	if (sc.zero_rows)
 		warn("%llu records have an all-zero embedding (proto 1, cluster 0)",
-		     (unsigned long long)zero_rows);
-	if (S.unknown_cls)
+		     (unsigned long long)sc.zero_rows);
+	if (sc.unknown_cls)
 		warn("%llu records have a class missing from %s: no sup_proto",
-		     (unsigned long long)S.unknown_cls, o.centroids);
-	if (o.dedup >= 0)
+		     (unsigned long long)sc.unknown_cls, o->centroids);
+	if (o->dedup >= 0)
 		note("scored %llu records with k=%d, %llu near-duplicates, in %.2fs",
-		     (unsigned long long)total, kf.k, (unsigned long long)S.ndup, now_seconds() - t0);
+		     (unsigned long long)sc.total, kf.k, (unsigned long long)sc.ndup, now_seconds() - t0);
 	else
-		note("scored %llu records with k=%d in %.2fs", (unsigned long long)total, kf.k,
+		note("scored %llu records with k=%d in %.2fs", (unsigned long long)sc.total, kf.k,
 		     now_seconds() - t0);
+	scorer_free(&sc);
 	kmeans_file_free(&kf);
-	free(cl.label);
-	free(cl.slot);
-	free(cl.sum);
+	cls_free(&cl);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+
+	nn_exec_passive(argv);
+	cull_init(argv[0]);
+	parse_options(&o, argc, argv);
+	return run(&o);
 }

@@ -1,18 +1,17 @@
 /* cull-shard: make WebDataset shards from IDX files, CIFAR batches or a class-folder tree. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "cifar.h"
+#include "classdir.h"
 #include "idx.h"
 #include "image.h"
 #include "io.h"
 #include "record.h"
+#include "rng.h"
 #include "wds.h"
 
 static const char usage_short[] = "usage: cull-shard idx IMAGES LABELS | cifar FILE... | dir ROOT [options]; see --help\n";
@@ -173,128 +172,19 @@ static void open_cifar(source *s, char **files, size_t n, int variant)
 	s->count = s->batch_start[n];
 }
 
-static const char *const image_exts[] = {
-	"jpg", "jpeg", "png", "ppm", "pgm", "pnm", "bmp", "gif", "webp", "tif", "tiff", NULL,
-};
-
-/* The lower-cased extension of a file name if it is an image's, else NULL. */
-static const char *image_ext(const char *name)
-{
-	const char *dot = strrchr(name, '.');
-
-	if (!dot || dot == name)
-		return NULL;
-	for (int i = 0; image_exts[i]; i++)
-		if (strcasecmp(dot + 1, image_exts[i]) == 0)
-			return image_exts[i];
-	return NULL;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorted names in a directory, without dot files. */
-static char **list_dir(const char *path, size_t *n)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	char **v = NULL;
-	size_t cap = 0;
-
-	*n = 0;
-	if (!d)
-		die(EXIT_IO, "%s: %s", path, strerror(errno));
-	while ((errno = 0, e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (*n == cap)
-			v = xreallocarray(v, cap = cap ? 2 * cap : 64, sizeof *v);
-		v[(*n)++] = xstrdup(e->d_name);
-	}
-	if (errno)
-		die(EXIT_IO, "%s: %s", path, strerror(errno));
-	closedir(d);
-	qsort(v, *n, sizeof *v, cmp_str);
-	return v;
-}
-
-typedef struct {
-	char **paths;
-	int *classes;
-	size_t n, cap, skipped;
-} file_list;
-
-static void walk(file_list *fl, const char *root, const char *rel, int cls)
-{
-	char *dir = xasprintf("%s/%s", root, rel);
-	size_t n;
-	char **names = list_dir(dir, &n);
-
-	for (size_t i = 0; i < n; i++) {
-		char *r = xasprintf("%s/%s", rel, names[i]);
-		char *full = xasprintf("%s/%s", root, r);
-		struct stat st;
-
-		if (stat(full, &st) != 0) {
-			warn("%s: %s; skipped", full, strerror(errno));
-			fl->skipped++;
-			free(r);
-		} else if (S_ISDIR(st.st_mode)) {
-			walk(fl, root, r, cls);
-			free(r);
-		} else if (S_ISREG(st.st_mode) && image_ext(names[i]) &&
-		           (uint64_t)st.st_size > WDS_MAX_MEMBER) {
-			warn("%s: %lld bytes, over the %llu-byte member limit of shard readers; skipped",
-			     full, (long long)st.st_size, (unsigned long long)WDS_MAX_MEMBER);
-			free(r);
-		} else if (S_ISREG(st.st_mode) && image_ext(names[i])) {
-			if (fl->n == fl->cap) {
-				fl->cap = fl->cap ? 2 * fl->cap : 1024;
-				fl->paths = xreallocarray(fl->paths, fl->cap, sizeof *fl->paths);
-				fl->classes = xreallocarray(fl->classes, fl->cap, sizeof *fl->classes);
-			}
-			fl->paths[fl->n] = r;
-			fl->classes[fl->n++] = cls;
-		} else {
-			fl->skipped++;
-			free(r);
-		}
-		free(full);
-		free(names[i]);
-	}
-	free(names);
-	free(dir);
-}
-
 static char **open_dir(source *s, const char *root, size_t *nclasses)
 {
-	size_t n, k = 0;
-	char **names = list_dir(root, &n);
-	file_list fl = { 0 };
+	classdir d;
+	char err[512];
 
+	if (classdir_open(&d, root, WDS_MAX_MEMBER, err, sizeof err) != 0)
+		die(EXIT_IO, "%s", err);
 	s->root = root;
-	for (size_t i = 0; i < n; i++) {
-		char *full = xasprintf("%s/%s", root, names[i]);
-		struct stat st;
-
-		if (stat(full, &st) == 0 && S_ISDIR(st.st_mode)) {
-			walk(&fl, root, names[i], (int)k);
-			names[k++] = names[i];
-		} else {
-			warn("%s: not a class directory; skipped", full);
-			free(names[i]);
-		}
-		free(full);
-	}
-	if (fl.skipped)
-		warn("%s: skipped %zu files that are not images (by extension)", root, fl.skipped);
-	s->paths = fl.paths;
-	s->classes = fl.classes;
-	s->count = fl.n;
-	*nclasses = k;
-	return names;
+	s->paths = d.paths;
+	s->classes = d.labels;
+	s->count = d.n;
+	*nclasses = d.nclasses;
+	return d.classes;
 }
 
 /* ---- making samples ---- */
@@ -313,6 +203,11 @@ static char *make_key(const source *s, size_t idx)
 		if (*p == '.')
 			*p = '_';
 	return k;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* --key path: two files that differ only in extension (or dots) would share a key, and a
@@ -486,7 +381,7 @@ static void emit(output *o, const prepared *p)
 	o->samples++;
 }
 
-/* Class names: dir names, names from a CIFAR meta file, CIFAR-10's, or numbers. */
+/* Writes the class names, one a line. */
 static void write_classes(const char *path, char **names, size_t n)
 {
 	FILE *f = xfopen(path, "w");
@@ -495,44 +390,6 @@ static void write_classes(const char *path, char **names, size_t n)
 		if (fprintf(f, "%s\n", names[i]) < 0)
 			die_write(path);
 	xfclose(f, path);
-}
-
-/* Names from a label-names file beside a CIFAR batch (batches.meta.txt,
- * fine_label_names.txt), if it exists and has exactly n non-empty lines. */
-static char **cifar_meta_names(const char *batch, const char *file, size_t n)
-{
-	const char *slash = strrchr(batch, '/');
-	char *path, **v, *line = NULL;
-	size_t cap = 0, k = 0;
-	ssize_t len = 0;
-	FILE *f;
-
-	if (strcmp(batch, "-") == 0)
-		return NULL;
-	path = slash ? xasprintf("%.*s/%s", (int)(slash - batch), batch, file) : xstrdup(file);
-	f = fopen(path, "r");
-	v = xcalloc(n, sizeof *v);
-	free(path);
-	if (!f)
-		goto none;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
-			line[--len] = 0;
-		if (len == 0)
-			continue;
-		if (k == n)
-			break;
-		v[k++] = xstrdup(line);
-	}
-	free(line);
-	fclose(f);
-	if (k == n && len <= 0)
-		return v;
-none:
-	for (size_t i = 0; i < k; i++)
-		free(v[i]);
-	free(v);
-	return NULL;
 }
 
 /* Class names from a file, one a line (blank lines ignored), replacing old (n of them). A file
@@ -567,33 +424,103 @@ static char **read_names(const char *path, char **old, size_t *n)
 	return v;
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 /* Fisher-Yates with unbiased bounded draws: the same seed gives the same order everywhere. */
 static void shuffle(size_t *v, size_t n, uint64_t seed)
 {
 	uint64_t st = seed;
 
 	for (size_t i = n; i > 1; i--) {
-		uint64_t bound = i, lim = UINT64_MAX - UINT64_MAX % bound, r;
-		size_t j, t;
+		size_t j = (size_t)rng_below(&st, i), t;
 
-		do
-			r = splitmix64(&st);
-		while (r >= lim);
-		j = (size_t)(r % bound);
 		t = v[i - 1], v[i - 1] = v[j], v[j] = t;
 	}
 }
 
-int main(int argc, char **argv)
+/* ---- options ---- */
+
+typedef struct {
+	int mode;
+	char **files;              /* IMAGES LABELS, the CIFAR batches, or ROOT */
+	size_t nfiles;
+	const char *pattern;       /* -o, or NULL: one tar on standard output */
+	char *out_fmt;             /* the pattern with ll, when it has a conversion */
+	uint64_t per_shard;        /* 0: unlimited */
+	int quality, key_path, shuffle, variant, threads;
+	char *key_fmt;             /* --key with ll (NULL with --key path) */
+	uint64_t seed;
+	const char *classes_out, *names_in, *records;
+} options;
+
+/* The mode word and the files after it. */
+static void parse_source(options *o, int argc, char **argv)
+{
+	const char *mode;
+
+	if (optind >= argc) {
+		fputs(usage_short, stderr);
+		exit(EXIT_USAGE);
+	}
+	mode = argv[optind++];
+	o->files = argv + optind;
+	o->nfiles = (size_t)(argc - optind);
+	if (strcmp(mode, "idx") == 0) {
+		o->mode = MODE_IDX;
+		if (o->nfiles != 2)
+			die(EXIT_USAGE, "idx takes two files: IMAGES LABELS");
+	} else if (strcmp(mode, "cifar") == 0) {
+		o->mode = MODE_CIFAR;
+		if (o->nfiles < 1)
+			die(EXIT_USAGE, "cifar takes one or more batch files");
+	} else if (strcmp(mode, "dir") == 0) {
+		o->mode = MODE_DIR;
+		if (o->nfiles != 1)
+			die(EXIT_USAGE, "dir takes one directory: ROOT");
+	} else {
+		die(EXIT_USAGE, "unknown source '%s' (want idx, cifar or dir)", mode);
+	}
+}
+
+/* --key and -o/-n: the key pattern checked and made to take a long long, the shard pattern
+ * likewise (or none). */
+static void parse_patterns(options *o, const char *key, int n_set)
+{
+	int conv;
+
+	if (strcmp(key, "path") == 0) {
+		if (o->mode != MODE_DIR)
+			die(EXIT_USAGE, "--key path works only with dir");
+		o->key_path = 1;
+	} else {
+		char *k0;
+
+		o->key_fmt = int_pattern(key, 0, &conv);
+		if (!o->key_fmt)
+			die(EXIT_USAGE, "--key: '%s' needs exactly one integer conversion such as %%06d", key);
+		k0 = format_index(o->key_fmt, 0);
+		if (!*k0 || strchr(strrchr(k0, '/') ? strrchr(k0, '/') : k0, '.') || k0[strlen(k0) - 1] == '/')
+			die(EXIT_USAGE, "--key: '%s' makes keys like '%s': no dots in the file name part", key, k0);
+		free(k0);
+	}
+	if (o->pattern) {
+		o->out_fmt = int_pattern(o->pattern, 1, &conv);
+		if (!o->out_fmt)
+			die(EXIT_USAGE, "-o: '%s' takes at most one integer conversion such as %%06d", o->pattern);
+		if (conv == 0) {
+			if (n_set)
+				die(EXIT_USAGE, "-n needs a pattern with a number in it, such as out-%%06d.tar");
+			free(o->out_fmt);
+			o->out_fmt = NULL;
+			o->per_shard = 0;
+		}
+	} else {
+		if (n_set)
+			die(EXIT_USAGE, "-n needs -o PATTERN: standard output is one tar");
+		o->per_shard = 0;
+	}
+}
+
+/* Fills o from the command line; a usage error exits 2, --help and --version exit 0. */
+static void parse_options(options *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
@@ -611,212 +538,200 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	source s = { 0 };
-	output o = { 0 };
-	cull_err e;
-	const char *key = "%06d", *classes_out = NULL, *names_in = NULL, *mode, *records = NULL;
-	char **class_names = NULL;
-	size_t nclasses = 0, *order, i, batch = 1024;
-	int c, do_shuffle = 0, variant = 0, threads = 0, n_set = 0, conv;
-	uint64_t seed = 0;
-	prepared *prep;
+	const char *key = "%06d";
+	int c, n_set = 0;
 
-	cull_init(argv[0]);
-	s.quality = 95;
-	o.per_shard = 10000;
+	*o = (options){ .quality = 95, .per_shard = 10000 };
 	while ((c = getopt_long(argc, argv, "o:n:q:k:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'o': o.pattern = optarg; break;
-		case 'n': o.per_shard = (uint64_t)parse_int("-n", optarg, 1, 1LL << 40); n_set = 1; break;
-		case 'q': s.quality = (int)parse_int("--quality", optarg, 1, 100); break;
+		case 'o': o->pattern = optarg; break;
+		case 'n': o->per_shard = (uint64_t)parse_int("-n", optarg, 1, 1LL << 40); n_set = 1; break;
+		case 'q': o->quality = (int)parse_int("--quality", optarg, 1, 100); break;
 		case 'k': key = optarg; break;
-		case 'S': do_shuffle = 1; break;
-		case 's': seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
-		case 'c': classes_out = optarg; break;
-		case 'N': names_in = optarg; break;
-		case 'R': records = optarg; break;
-		case 'C': variant = (int)parse_int("--cifar", optarg, 10, 100);
-			if (variant != 10 && variant != 100)
+		case 'S': o->shuffle = 1; break;
+		case 's': o->seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
+		case 'c': o->classes_out = optarg; break;
+		case 'N': o->names_in = optarg; break;
+		case 'R': o->records = optarg; break;
+		case 'C': o->variant = (int)parse_int("--cifar", optarg, 10, 100);
+			if (o->variant != 10 && o->variant != 100)
 				die(EXIT_USAGE, "--cifar: expected 10 or 100");
 			break;
-		case 't': threads = (int)parse_int("--threads", optarg, 1, 1024); break;
-		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); return 0;
-		case 'V': printf("cull-shard %s\n", CULL_VERSION); xfclose(stdout, "<stdout>"); return 0;
-		default: fputs(usage_short, stderr); return EXIT_USAGE;
+		case 't': o->threads = parse_threads(optarg); break;
+		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
+		case 'V': print_version("cull-shard", NULL);
+		default: fputs(usage_short, stderr); exit(EXIT_USAGE);
 		}
 	}
-	if (optind >= argc) {
-		fputs(usage_short, stderr);
-		return EXIT_USAGE;
-	}
-	mode = argv[optind++];
-	if (strcmp(mode, "idx") == 0) {
-		s.mode = MODE_IDX;
-		if (argc - optind != 2)
-			die(EXIT_USAGE, "idx takes two files: IMAGES LABELS");
-	} else if (strcmp(mode, "cifar") == 0) {
-		s.mode = MODE_CIFAR;
-		if (argc - optind < 1)
-			die(EXIT_USAGE, "cifar takes one or more batch files");
-	} else if (strcmp(mode, "dir") == 0) {
-		s.mode = MODE_DIR;
-		if (argc - optind != 1)
-			die(EXIT_USAGE, "dir takes one directory: ROOT");
-	} else {
-		die(EXIT_USAGE, "unknown source '%s' (want idx, cifar or dir)", mode);
-	}
-	if (strcmp(key, "path") == 0) {
-		if (s.mode != MODE_DIR)
-			die(EXIT_USAGE, "--key path works only with dir");
-		s.key_path = 1;
-	} else {
-		char *k0;
+	parse_source(o, argc, argv);
+	parse_patterns(o, key, n_set);
+}
 
-		s.key_fmt = int_pattern(key, 0, &conv);
-		if (!s.key_fmt)
-			die(EXIT_USAGE, "--key: '%s' needs exactly one integer conversion such as %%06d", key);
-		k0 = format_index(s.key_fmt, 0);
-		if (!*k0 || strchr(strrchr(k0, '/') ? strrchr(k0, '/') : k0, '.') || k0[strlen(k0) - 1] == '/')
-			die(EXIT_USAGE, "--key: '%s' makes keys like '%s': no dots in the file name part", key, k0);
-		free(k0);
-	}
-	if (o.pattern) {
-		o.fmt = int_pattern(o.pattern, 1, &conv);
-		if (!o.fmt)
-			die(EXIT_USAGE, "-o: '%s' takes at most one integer conversion such as %%06d", o.pattern);
-		if (conv == 0) {
-			if (n_set)
-				die(EXIT_USAGE, "-n needs a pattern with a number in it, such as out-%%06d.tar");
-			free(o.fmt);
-			o.fmt = NULL;
-			o.per_shard = 0;
-		}
-	} else {
-		if (n_set)
-			die(EXIT_USAGE, "-n needs -o PATTERN: standard output is one tar");
-		o.per_shard = 0;
-	}
+/* ---- main ---- */
 
-	if (s.mode == MODE_IDX) {
-		open_idx(&s, argv[optind], argv[optind + 1]);
+/* Opens the source o names into s; returns the class names, *nclasses of them: from the
+ * source (directory names, a CIFAR meta file, CIFAR-10's), --class-names, or numbers. */
+static char **open_source(source *s, const options *o, size_t *nclasses)
+{
+	char **class_names = NULL;
+	size_t i;
+
+	*nclasses = 0;
+	if (s->mode == MODE_IDX) {
+		open_idx(s, o->files[0], o->files[1]);
 		int64_t max = -1;
 
-		for (i = 0; i < s.count; i++)
-			if (idx_get_int(&s.labels, i, 0) > max)
-				max = idx_get_int(&s.labels, i, 0);
-		nclasses = (size_t)(max + 1);
-	} else if (s.mode == MODE_CIFAR) {
-		open_cifar(&s, argv + optind, (size_t)(argc - optind), variant);
-		if (s.batches[0].variant == 10) {
-			nclasses = 10;
-			class_names = cifar_meta_names(argv[optind], "batches.meta.txt", 10);
-			if (!class_names) {
-				class_names = xcalloc(10, sizeof *class_names);
-				for (i = 0; i < 10; i++)
-					class_names[i] = xstrdup(cifar10_classes[i]);
-			}
-		} else {
-			nclasses = 100;
-			class_names = cifar_meta_names(argv[optind], "fine_label_names.txt", 100);
-		}
+		for (i = 0; i < s->count; i++)
+			if (idx_get_int(&s->labels, i, 0) > max)
+				max = idx_get_int(&s->labels, i, 0);
+		*nclasses = (size_t)(max + 1);
+	} else if (s->mode == MODE_CIFAR) {
+		open_cifar(s, o->files, o->nfiles, o->variant);
+		*nclasses = s->batches[0].variant == 10 ? 10 : 100;
+		class_names = cifar_class_names(s->batches[0].variant, o->files[0]);
 	} else {
-		class_names = open_dir(&s, argv[optind], &nclasses);
-		if (s.key_path)
-			check_path_keys(&s);
+		class_names = open_dir(s, o->files[0], nclasses);
+		if (s->key_path)
+			check_path_keys(s);
 	}
-	if (names_in)
-		class_names = read_names(names_in, class_names, &nclasses);
+	if (o->names_in)
+		class_names = read_names(o->names_in, class_names, nclasses);
 	if (!class_names) {
-		class_names = xcalloc(nclasses ? nclasses : 1, sizeof *class_names);
-		for (i = 0; i < nclasses; i++)
+		class_names = xcalloc(*nclasses ? *nclasses : 1, sizeof *class_names);
+		for (i = 0; i < *nclasses; i++)
 			class_names[i] = xasprintf("%zu", i);
 	}
+	return class_names;
+}
 
-	order = xcalloc(s.count ? s.count : 1, sizeof *order);
-	for (i = 0; i < s.count; i++)
-		order[i] = i;
-	if (do_shuffle)
-		shuffle(order, s.count, seed);
-	if (!threads)
-		threads = default_threads();
-	if (s.mode == MODE_DIR)
-		batch = 256;   /* whole files are held per batch */
-	prep = xcalloc(batch, sizeof *prep);
-	if (records) {
-		if (!o.pattern && strcmp(records, "-") == 0)
-			die(EXIT_USAGE, "--records -: standard output already carries the shard; use -o");
-		if (!(o.index = rec_writer_open(records, &e)))
-			die_err(&e);
-		rec_init(&o.rec);
-	}
+/* Prepares the samples in order, batch by batch on the threads, and writes them to out;
+ * returns how many were skipped. */
+static uint64_t write_samples(const source *s, const size_t *order, const options *o,
+                              output *out)
+{
+	int threads = o->threads ? o->threads : default_threads();
+	size_t batch = s->mode == MODE_DIR ? 256 : 1024;   /* dir: whole files are held per batch */
+	prepared *prep = xcalloc(batch, sizeof *prep);
 	uint64_t skipped = 0;
-	int progress = stderr_is_tty() && s.count > 20 * batch;
-	for (size_t start = 0; start < s.count; start += batch) {
-		size_t n = s.count - start < batch ? s.count - start : batch;
+	int progress;
+
+	if (o->records) {
+		if (!o->pattern && strcmp(o->records, "-") == 0)
+			die(EXIT_USAGE, "--records -: standard output already carries the shard; use -o");
+		cull_err e;
+		if (!(out->index = rec_writer_open(o->records, &e)))
+			die_err(&e);
+		rec_init(&out->rec);
+	}
+	progress = stderr_is_tty() && s->count > 20 * batch;
+	for (size_t start = 0; start < s->count; start += batch) {
+		size_t n = s->count - start < batch ? s->count - start : batch;
 
 		if (progress)
-			fprintf(stderr, "\r%s: %zu/%zu samples", progname, start, s.count);
+			fprintf(stderr, "\r%s: %zu/%zu samples", progname, start, s->count);
 
-		prepare_batch(&s, order + start, prep, n, threads);
-		for (i = 0; i < n; i++) {
+		prepare_batch(s, order + start, prep, n, threads);
+		for (size_t i = 0; i < n; i++) {
 			if (prep[i].bad) {
 				warn("%s", prep[i].err);
 				skipped++;
 			} else {
-				emit(&o, &prep[i]);
+				emit(out, &prep[i]);
 			}
 			free(prep[i].key);
 			free(prep[i].img);
 		}
 	}
 	if (progress)
-		fprintf(stderr, "\r%s: %zu/%zu samples\n", progname, s.count, s.count);
-	if (!o.w && !o.pattern)
-		o.w = wds_writer_open(NULL);   /* an empty archive on standard output */
-	if (o.w) {
-		o.bytes += wds_writer_bytes(o.w);
-		wds_writer_close(o.w);
+		fprintf(stderr, "\r%s: %zu/%zu samples\n", progname, s->count, s->count);
+	free(prep);
+	return skipped;
+}
+
+/* The last shard (an empty archive on standard output when there was no sample) and the
+ * --records index, closed. */
+static void close_output(output *out)
+{
+	if (!out->w && !out->pattern)
+		out->w = wds_writer_open(NULL);   /* an empty archive on standard output */
+	if (out->w) {
+		out->bytes += wds_writer_bytes(out->w);
+		wds_writer_close(out->w);
 	}
-	if (o.index) {
-		if (rec_writer_close(o.index, &e) < 0)
+	if (out->index) {
+		cull_err e;
+		if (rec_writer_close(out->index, &e) < 0)
 			die_err(&e);
-		rec_free(&o.rec);
+		rec_free(&out->rec);
 	}
-	free(o.path);
-	if (!classes_out && o.pattern) {
-		const char *slash = strrchr(o.pattern, '/');
-		char *path = slash ? xasprintf("%.*s/classes.txt", (int)(slash - o.pattern), o.pattern)
+	free(out->path);
+}
+
+static void source_free(source *s)
+{
+	idx_free(&s->images);
+	idx_free(&s->labels);
+	for (size_t i = 0; i < s->nbatches; i++)
+		cifar_free(&s->batches[i]);
+	free(s->batches);
+	free(s->batch_start);
+	for (size_t i = 0; i < (s->mode == MODE_DIR ? s->count : 0); i++)
+		free(s->paths[i]);
+	free(s->paths);
+	free(s->classes);
+}
+
+static int run(const options *o)
+{
+	source s = { .mode = o->mode, .quality = o->quality, .key_path = o->key_path,
+	             .key_fmt = o->key_fmt };
+	output out = { .pattern = o->pattern, .fmt = o->out_fmt, .per_shard = o->per_shard };
+	size_t nclasses, *order, i;
+	char **class_names = open_source(&s, o, &nclasses);
+	uint64_t skipped;
+
+	order = xcalloc(s.count ? s.count : 1, sizeof *order);
+	for (i = 0; i < s.count; i++)
+		order[i] = i;
+	if (o->shuffle)
+		shuffle(order, s.count, o->seed);
+	skipped = write_samples(&s, order, o, &out);
+	close_output(&out);
+	if (!o->classes_out && o->pattern) {
+		const char *slash = strrchr(o->pattern, '/');
+		char *path = slash ? xasprintf("%.*s/classes.txt", (int)(slash - o->pattern), o->pattern)
 		                   : xstrdup("classes.txt");
 
 		write_classes(path, class_names, nclasses);
 		free(path);
-	} else if (classes_out) {
-		write_classes(classes_out, class_names, nclasses);
+	} else if (o->classes_out) {
+		write_classes(o->classes_out, class_names, nclasses);
 	}
 	if (s.count == 0)
 		warn("no samples found");
-	if (o.pattern)
-		note("%llu samples in %llu shards, %llu bytes", (unsigned long long)o.samples,
-		     (unsigned long long)o.shards, (unsigned long long)o.bytes);
+	if (o->pattern)
+		note("%llu samples in %llu shards, %llu bytes", (unsigned long long)out.samples,
+		     (unsigned long long)out.shards, (unsigned long long)out.bytes);
 	if (skipped)
 		warn("%llu samples skipped", (unsigned long long)skipped);
 
 	for (i = 0; i < nclasses; i++)
 		free(class_names[i]);
 	free(class_names);
-	free(prep);
 	free(order);
-	idx_free(&s.images);
-	idx_free(&s.labels);
-	for (i = 0; i < s.nbatches; i++)
-		cifar_free(&s.batches[i]);
-	free(s.batches);
-	free(s.batch_start);
-	for (i = 0; i < (s.mode == MODE_DIR ? s.count : 0); i++)
-		free(s.paths[i]);
-	free(s.paths);
-	free(s.classes);
-	free(s.key_fmt);
-	free(o.fmt);
+	source_free(&s);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+	int rc;
+
+	cull_init(argv[0]);
+	parse_options(&o, argc, argv);
+	rc = run(&o);
+	free(o.key_fmt);
+	free(o.out_fmt);
+	return rc;
 }

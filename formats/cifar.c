@@ -1,4 +1,4 @@
-/* CIFAR binary batch reader: layout detection, label checks, planar to interleaved pixels. */
+/* CIFAR binary batch reader: layout detection, label checks, planar to interleaved pixels, class names. */
 #include "cifar.h"
 
 #include <stdlib.h>
@@ -104,4 +104,57 @@ void cifar_pixels(const cifar_file *f, size_t i, unsigned char *rgb)
 		rgb[3 * k + 1] = p[n + k];
 		rgb[3 * k + 2] = p[2 * n + k];
 	}
+}
+
+/* Names from the label-names file `file` beside a batch, if it exists and has exactly n
+ * non-empty lines (trailing blanks cut). */
+static char **meta_names(const char *batch, const char *file, size_t n)
+{
+	const char *slash = strrchr(batch, '/');
+	char *path, **v, *line = NULL;
+	size_t cap = 0, k = 0;
+	ssize_t len = 0;
+	FILE *f;
+
+	if (strcmp(batch, "-") == 0)
+		return NULL;
+	path = slash ? xasprintf("%.*s/%s", (int)(slash - batch), batch, file) : xstrdup(file);
+	f = fopen(path, "r");
+	v = xcalloc(n, sizeof *v);
+	free(path);
+	if (!f)
+		goto none;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
+			line[--len] = 0;
+		if (len == 0)
+			continue;
+		if (k == n)
+			break;
+		v[k++] = xstrdup(line);
+	}
+	free(line);
+	fclose(f);
+	if (k == n && len <= 0)
+		return v;
+none:
+	for (size_t i = 0; i < k; i++)
+		free(v[i]);
+	free(v);
+	return NULL;
+}
+
+char **cifar_class_names(int variant, const char *batch)
+{
+	char **v;
+
+	if (variant != 10)
+		return meta_names(batch, "fine_label_names.txt", 100);
+	v = meta_names(batch, "batches.meta.txt", 10);
+	if (!v) {
+		v = xcalloc(10, sizeof *v);
+		for (int i = 0; i < 10; i++)
+			v[i] = xstrdup(cifar10_classes[i]);
+	}
+	return v;
 }

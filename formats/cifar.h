@@ -35,5 +35,10 @@ void cifar_pixels(const cifar_file *f, size_t i, unsigned char *rgb);
 
 /* The ten CIFAR-10 class names in label order. */
 extern const char *const cifar10_classes[10];
+/* The class names of a batch file `batch` ("-": standard input) of this variant, from the
+ * label-names file beside it (batches.meta.txt, or fine_label_names.txt for CIFAR-100)
+ * when it has exactly 10 or 100 non-empty lines; else CIFAR-10's names above, or NULL for
+ * CIFAR-100. 10 or 100 malloc'd strings. */
+char **cifar_class_names(int variant, const char *batch);
 
 #endif

@@ -1,90 +1,17 @@
 /* Spherical k-means: k-means++ seeding, Lloyd iterations over sgemm blocks, safetensors centroid files. */
 #include "kmeans.h"
 #include "safetensors.h"
+#include "io.h"
+#include "rng.h"
+#include "threads.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __SSE__
 #include <xmmintrin.h>
 #endif
-
-uint64_t kmeans_rand(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1). */
-static double rand_unit(uint64_t *state)
-{
-	return (double)(kmeans_rand(state) >> 11) * 0x1.0p-53;
-}
-
-/* ---- threads: a fork-join per call, fixed contiguous chunks of items ---- */
-
-static int n_threads;
-
-void kmeans_set_threads(int threads)
-{
-	n_threads = threads > 0 ? threads : default_threads();
-	if (n_threads > 256)
-		n_threads = 256;
-	openblas_set_num_threads(1);   /* each chunk calls sgemm single-threaded */
-}
-
-int kmeans_threads(void)
-{
-	if (n_threads == 0)
-		kmeans_set_threads(0);
-	return n_threads;
-}
-
-typedef struct {
-	void (*fn)(void *, int, int);
-	void *ctx;
-	int lo, hi, tid;
-} chunk;
-
-static void *run_chunk(void *arg)
-{
-	chunk *c = arg;
-
-	for (int i = c->lo; i < c->hi; i++)
-		c->fn(c->ctx, i, c->tid);
-	return NULL;
-}
-
-/* fn(ctx, i, tid) for i in [0, count), thread tid taking one contiguous chunk. */
-static void parallel(int count, void (*fn)(void *, int, int), void *ctx)
-{
-	int nt = kmeans_threads(), t;
-	chunk ch[256];
-	pthread_t th[256];
-
-	if (nt > count)
-		nt = count;
-	if (nt <= 1) {
-		chunk c = { fn, ctx, 0, count, 0 };
-
-		run_chunk(&c);
-		return;
-	}
-	for (t = 0; t < nt; t++)
-		ch[t] = (chunk){ fn, ctx, (int)((int64_t)count * t / nt),
-		                 (int)((int64_t)count * (t + 1) / nt), t };
-	for (t = 1; t < nt; t++)
-		if (pthread_create(&th[t], NULL, run_chunk, &ch[t]) != 0)
-			die(EXIT_NOMEM, "cannot start thread %d", t);
-	run_chunk(&ch[0]);
-	for (t = 1; t < nt; t++)
-		pthread_join(th[t], NULL);
-}
 
 size_t kmeans_normalize(float *x, size_t n, int d)
 {
@@ -187,7 +114,7 @@ static void assign_block(void *arg, int bi, int tid)
 double kmeans_assign(int32_t *assign, float *sim, const float *x, size_t n, int d,
                      const float *c, int k)
 {
-	int nt = kmeans_threads(), t;
+	int nt = nn_threads(), t;
 	assign_ctx a = { .x = x, .c = c, .n = n, .d = d, .k = k, .block = block_rows(k),
 	                 .assign = assign, .sim = sim };
 	size_t nb = (n + a.block - 1) / a.block, b;
@@ -201,7 +128,7 @@ double kmeans_assign(int32_t *assign, float *sim, const float *x, size_t n, int 
 	a.scratch = xcalloc((size_t)nt, sizeof *a.scratch);
 	for (t = 0; t < nt; t++)
 		a.scratch[t] = xmalloc((n < a.block ? n : a.block) * (size_t)k * sizeof(float));
-	parallel((int)nb, assign_block, &a);
+	nn_parallel((int)nb, assign_block, &a);
 	for (b = 0; b < nb; b++)      /* in block order: independent of the thread count */
 		sum += a.part[b];
 	for (t = 0; t < nt; t++)
@@ -286,7 +213,7 @@ static int update(float *c, int32_t *assign, float *sim, const float *x, size_t 
 	for (i = 0; i < n; i++)
 		members[fill[assign[i]]++] = i;
 	u = (update_ctx){ .x = x, .d = d, .start = start, .members = members, .c = c, .empty = empty };
-	parallel(k, update_cluster, &u);
+	nn_parallel(k, update_cluster, &u);
 	for (j = 0; j < k; j++)
 		any |= empty[j];
 	if (any) {
@@ -381,7 +308,7 @@ static void pp_chunk(void *arg, int ci, int tid)
 /* Draw a sample index with probability proportional to its weight. */
 static size_t draw(const pp_ctx *p, size_t nchunks, double total, uint64_t *rng)
 {
-	double u = rand_unit(rng) * total, acc = 0;
+	double u = rng_uniform(rng) * total, acc = 0;
 	size_t ch, i, pick;
 
 	for (ch = 0; ch + 1 < nchunks && acc + p->wpart[ch] <= u; ch++)
@@ -420,7 +347,7 @@ static void seed_pp(float *c, const float *x, size_t n, int d, const kmeans_opts
 		for (i = 0; i < n; i++)
 			idx[i] = i;
 		for (i = 0; i < ns; i++) {
-			size_t r = i + (size_t)(kmeans_rand(rng) % (n - i)), tmp = idx[i];
+			size_t r = i + (size_t)(rng_next(rng) % (n - i)), tmp = idx[i];
 
 			idx[i] = idx[r];
 			idx[r] = tmp;
@@ -447,11 +374,11 @@ static void seed_pp(float *c, const float *x, size_t n, int d, const kmeans_opts
 	for (i = 0; i < ns; i++)
 		p.best[i] = -2;
 	/* the first centre uniformly, then greedy steps */
-	memcpy(cand, s + (size_t)(kmeans_rand(rng) % ns) * d, (size_t)d * sizeof *cand);
+	memcpy(cand, s + (size_t)(rng_next(rng) % ns) * d, (size_t)d * sizeof *cand);
 	p.pick = -1;
-	parallel((int)nchunks, pp_chunk, &p);
+	nn_parallel((int)nchunks, pp_chunk, &p);
 	p.pick = 0;
-	parallel((int)nchunks, pp_chunk, &p);
+	nn_parallel((int)nchunks, pp_chunk, &p);
 	memcpy(c, cand, (size_t)d * sizeof *c);
 	for (t = 1; t < k; t++) {
 		double total = 0, bestpot = INFINITY;
@@ -462,12 +389,12 @@ static void seed_pp(float *c, const float *x, size_t n, int d, const kmeans_opts
 			total += p.wpart[ch];
 		p.trials = total > 0 ? nt : 1;
 		for (l = 0; l < p.trials; l++) {
-			size_t pick = total > 0 ? draw(&p, nchunks, total, rng) : (size_t)(kmeans_rand(rng) % ns);
+			size_t pick = total > 0 ? draw(&p, nchunks, total, rng) : (size_t)(rng_next(rng) % ns);
 
 			memcpy(cand + (size_t)l * d, s + pick * (size_t)d, (size_t)d * sizeof *cand);
 		}
 		p.pick = -1;
-		parallel((int)nchunks, pp_chunk, &p);
+		nn_parallel((int)nchunks, pp_chunk, &p);
 		for (l = 0; l < p.trials; l++) {
 			double pot = 0;
 
@@ -480,7 +407,7 @@ static void seed_pp(float *c, const float *x, size_t n, int d, const kmeans_opts
 		}
 		memcpy(c + (size_t)t * d, cand + (size_t)bl * d, (size_t)d * sizeof *c);
 		p.pick = bl;
-		parallel((int)nchunks, pp_chunk, &p);
+		nn_parallel((int)nchunks, pp_chunk, &p);
 	}
 	free(p.best);
 	free(p.sims);

@@ -14,9 +14,10 @@
  * mean cosine distance of the points to their centroids, mean(1 - max_j x.c_j), which
  * Lloyd's iterations never increase.
  *
- * Threads: the work is split over kmeans_threads() in fixed blocks of rows, each block
- * calling cblas_sgemm single-threaded, and partial sums are added in block order, so the
- * results depend on the seed only, not on the thread count.
+ * Threads: the work is split over the layer threads (threads.h: nn_set_threads,
+ * nn_parallel) in fixed blocks of rows, each block calling cblas_sgemm single-threaded,
+ * and partial sums are added in block order, so the results depend on the seed only, not
+ * on the thread count.
  */
 typedef struct {
 	int k;
@@ -33,10 +34,6 @@ typedef struct {
 	double objective;      /* final objective (after the last update) */
 	double *history;       /* objective before each update and the final one: iters + 1 values (malloc'd) */
 } kmeans_result;
-
-/* Threads for k-means (0: default_threads()); sets OpenBLAS to one thread per caller. */
-void kmeans_set_threads(int threads);
-int kmeans_threads(void);
 
 /* Scale every row of x[n, d] to unit length; returns the number of zero rows (left zero). */
 size_t kmeans_normalize(float *x, size_t n, int d);
@@ -76,8 +73,5 @@ int kmeans_save(const char *path, const kmeans_file *f, cull_err *e);
  * centroid file (or cannot be read). */
 int kmeans_load(kmeans_file *f, const char *path, cull_err *e);
 void kmeans_file_free(kmeans_file *f);
-
-/* A small seeded generator (splitmix64) shared by k-means and the programs. */
-uint64_t kmeans_rand(uint64_t *state);
 
 #endif

@@ -11,12 +11,6 @@
 
 /* ---- convolution ---- */
 
-void conv2d_shape(conv_geom *g)
-{
-	g->oh = (g->h + 2 * g->pad - g->kh) / g->stride + 1;
-	g->ow = (g->w + 2 * g->pad - g->kw) / g->stride + 1;
-}
-
 static int is_pointwise(const conv_geom *g)
 {
 	return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;

@@ -5,41 +5,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conv.h"
+#include "onednn.h"
+#include "threads.h"
+
 /*
  * Conventions: outputs first, then inputs, then sizes. Shapes are in the comments.
  * Backward functions ACCUMULATE into every gradient they are given (din, dw, db);
  * the caller zeroes gradients explicitly. A NULL gradient pointer means "not needed".
- * flags: NN_OVERWRITE makes a backward WRITE din instead (no zeroing pass needed for the
- * first consumer of an activation); NN_RELU makes a forward apply ReLU to its output.
+ * flags (conv.h): NN_OVERWRITE makes a backward WRITE din instead; NN_RELU makes a
+ * forward apply ReLU to its output. The convolution geometry (conv_geom, conv2d_shape)
+ * is in conv.h, the backend's settings (nn_layout_block, conv2d_blocked_ok, nn_backend,
+ * bfloat16) in onednn.h and the layer threads in threads.h; this header brings them in.
  */
-enum { NN_OVERWRITE = 1, NN_RELU = 2 };
-
-/* Geometry of a 2-D convolution; fill the first nine fields and call conv2d_shape(). */
-typedef struct {
-	int n, c, h, w;        /* input  [n, c, h, w] */
-	int oc, kh, kw;        /* weight [oc, c, kh, kw] */
-	int stride, pad;
-	int oh, ow;            /* output [n, oc, oh, ow], set by conv2d_shape() */
-	int blk_in, blk_out;   /* layouts of in (and din) and out (and dout): 0 = NCHW, else
-	                          blocked with that many channels a block (nn_layout_block) */
-} conv_geom;
-
-void conv2d_shape(conv_geom *g);
 
 /*
  * The blocked activation layout: [n][c/B][h][w][B], channel c of image n at plane
  * position p stored at ((n * c/B + c / B) * h * w + p) * B + c % B, for c a multiple of B.
  * It is oneDNN's nChw8c / nChw16c, the layout its convolution kernels work in; a ResNet
  * keeps its activations in it from the stem to the pooling so that no convolution
- * reorders them (resnet.c). Only the oneDNN backend takes blocked convolution operands.
+ * reorders them (resnet.c). Only the oneDNN backend takes blocked convolution operands;
+ * nn_layout_block() (onednn.h) gives B for this CPU.
  */
-/* B for this CPU (8 with AVX2, 16 with AVX-512), or 0: activations stay NCHW (no oneDNN,
- * CULL_NN=blas, or CULL_NN_LAYOUT=nchw). */
-int nn_layout_block(void);
-/* Whether oneDNN runs this geometry with its layouts: the forward pass with a bias or not
- * and flags (NN_RELU) as conv2d_forward will run it; with train, the backward passes too.
- * Where not, a model keeps NCHW. It makes (and caches) the primitives it asks about. */
-int conv2d_blocked_ok(const conv_geom *g, int train, int bias, int flags);
 /* NCHW <-> blocked copies of [n, c, hw]. */
 void nn_to_blocked(float *dst, const float *src, int n, int c, int hw, int blk);
 void nn_from_blocked(float *dst, const float *src, int n, int c, int hw, int blk);
@@ -138,47 +125,5 @@ void softmax_xent_backward(float *dlogits, const float *probs, const int *labels
 /* Residual add: out = a + b (out may equal a). Backward: da += dout, db += dout. */
 void add_forward(float *out, const float *a, const float *b, size_t count);
 void add_backward(float *da, float *db, const float *dout, size_t count);
-
-/* What runs the convolutions, for --version and logs: oneDNN when built with it (unless
- * CULL_NN=blas), else im2col + OpenBLAS sgemm. */
-const char *nn_backend(void);
-
-/* Convolutions in bfloat16: each one rounds what it reads (inputs, weights and, in the
- * backward passes, the output gradient) to bfloat16 and sums in float; outputs, gradients,
- * the weights themselves and every other layer stay float. On oneDNN's AVX512-BF16 / AMX
- * kernels, about 2x the float32 speed; a convolution with no such kernel runs in float.
- * CULL_NN_BF16=emulate rounds the operands the same way but runs the float32 kernels:
- * bfloat16's accuracy without its speed, on any CPU (for measuring it, and the tests).
- * Returns 1 if on, 2 if emulated, 0 without oneDNN, -1 where oneDNN has no bfloat16
- * kernels (a CPU with neither AVX512-BF16 nor AMX, or ONEDNN_MAX_CPU_ISA capped below
- * them; changing nothing); exits 2 on another CULL_NN_BF16 value. */
-int nn_set_bf16(int on);
-/* What nn_set_bf16 granted: 0 float32, 1 bfloat16 kernels, 2 emulated. */
-int nn_bf16(void);
-/* A program's --bf16: nn_set_bf16(1), exiting 2 without oneDNN and warning (float32 runs)
- * where oneDNN has no bfloat16 kernels. */
-void nn_bf16_option(void);
-
-/* Threads used by the layers (and OpenBLAS); 0 = default_threads(). */
-void nn_set_threads(int threads);
-int nn_threads(void);
-/* Run fn(ctx, i, tid) for i in [0, count) on the layer threads, thread tid < nn_threads()
- * taking one contiguous chunk of i (so results do not depend on timing). */
-void nn_parallel(int count, void (*fn)(void *ctx, int i, int tid), void *ctx);
-/* Debian's OpenBLAS 0.3.21 picks its AVX2 (Haswell) kernels on AVX-512 CPUs it does not
- * know (AMD Zen 4); its AVX-512 (SkylakeX) kernels run up to 2x faster there, but the
- * choice is made when the library loads. If OPENBLAS_CORETYPE is unset, OpenBLAS chose
- * Haswell and the CPU has AVX-512, this sets OPENBLAS_CORETYPE=SkylakeX and re-executes
- * the program with the same argv (call it first thing in main); otherwise it returns. */
-void nn_exec_tuned(char **argv);
-/* OpenMP's default wait policy spins at every barrier, which is fastest alone but makes
- * processes that share cores (GNU parallel over shards, training beside other work) each
- * run at a fraction of their fair share. If cull was built with OpenMP and
- * OMP_WAIT_POLICY is unset, this sets it to passive and re-executes the program (OpenMP
- * reads it when the library loads); call it first thing in main. Otherwise it returns. */
-void nn_exec_passive(char **argv);
-/* Shared scratch of at least `floats` floats, 64-byte aligned; grows, never shrinks.
- * Valid until the next call; not for use by two layers at once. */
-float *nn_scratch(size_t floats);
 
 #endif

@@ -15,6 +15,7 @@
 #include "onednn.h"
 #include "io.h"
 #include "simd.h"
+#include "threads.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /* ResNet definitions, the state dict table, and the forward/backward passes over the op plan. */
 #include "resnet.h"
 #include "io.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -270,19 +271,6 @@ void nn_free(nn_model *m)
 }
 
 /* ---- initialization ---- */
-
-uint64_t nn_rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double rng_uniform(uint64_t *s)
-{
-	return (double)(nn_rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
-}
 
 static double rng_normal(uint64_t *s)
 {

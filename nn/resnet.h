@@ -67,8 +67,6 @@ const char *nn_arch_names(void);
 /* Re-initialize parameters (kaiming normal fan_out for convs, BN 1/0, torch Linear
  * default for fc) and buffers; deterministic in seed. */
 void nn_init(nn_model *m, uint64_t seed);
-/* The splitmix64 step behind every initialisation: advances *s, returns 64 random bits. */
-uint64_t nn_rng_next(uint64_t *s);
 
 /* Allocate activations for up to `batch` images of h x w. train = 1 keeps every
  * activation and its gradient for backward (training and eval both work); train = 0

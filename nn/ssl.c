@@ -4,6 +4,7 @@
 #include "knn.h"
 #include "io.h"
 #include "layers.h"
+#include "rng.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -223,7 +224,7 @@ static void init_linear(nn_head *h, int w, int b, int fan_in, uint64_t *s)
 		const nn_tensor *t = &h->t[idx[k]];
 		float *d = nn_head_data(h, t);
 		for (size_t i = 0; i < t->numel; i++)
-			d[i] = (float)((2.0 * (double)(nn_rng_next(s) >> 11) / 9007199254740992.0 - 1) * bound);
+			d[i] = (float)((2.0 * rng_uniform(s) - 1) * bound);
 	}
 }
 

@@ -1,6 +1,6 @@
 /* The layer threads (nn_parallel: OpenMP when built with it, else a pthread pool), the
  * thread-count setting and the shared scratch buffer. */
-#include "layers.h"
+#include "threads.h"
 #include "io.h"
 
 #include <cblas.h>

@@ -9,6 +9,7 @@
 #include "frontier.h"
 #include "io.h"
 #include "maxmargin.h"
+#include "rng.h"
 
 enum { HARD, EASY, NPOL };
 static const char *polname[NPOL] = { "hard", "easy" };
@@ -90,27 +91,19 @@ static double *parse_alphas(const char *s, int *n)
 	return v;
 }
 
-/* ---- random numbers: splitmix64 seeding, xoshiro256**, Marsaglia's polar normals ---- */
-struct rng { uint64_t s[4]; int have; double spare; };
+/* ---- random numbers: xoshiro256** seeded by splitmix64 (rng.h), Marsaglia's polar normals ---- */
+struct xoshiro { uint64_t s[4]; int have; double spare; };
 
-static uint64_t splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static void rng_seed(struct rng *r, uint64_t seed)
+static void xoshiro_seed(struct xoshiro *r, uint64_t seed)
 {
 	for (int i = 0; i < 4; i++)
-		r->s[i] = splitmix(&seed);
+		r->s[i] = rng_next(&seed);
 	r->have = 0;
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-static uint64_t rng_next(struct rng *r)
+static uint64_t xoshiro_next(struct xoshiro *r)
 {
 	uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
 	s[2] ^= s[0];
@@ -122,12 +115,12 @@ static uint64_t rng_next(struct rng *r)
 	return res;
 }
 
-static double rng_uniform(struct rng *r) /* in (-1, 1) */
+static double xoshiro_symmetric(struct xoshiro *r) /* in (-1, 1) */
 {
-	return ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-52 - 1;
+	return ((double)(xoshiro_next(r) >> 11) + 0.5) * 0x1.0p-52 - 1;
 }
 
-static double rng_normal(struct rng *r)
+static double xoshiro_normal(struct xoshiro *r)
 {
 	double u, v, s;
 
@@ -136,8 +129,8 @@ static double rng_normal(struct rng *r)
 		return r->spare;
 	}
 	do {
-		u = rng_uniform(r);
-		v = rng_uniform(r);
+		u = xoshiro_symmetric(r);
+		v = xoshiro_symmetric(r);
 		s = u * u + v * v;
 	} while (s >= 1 || s == 0);
 	s = sqrt(-2 * log(s) / s);
@@ -232,7 +225,7 @@ static void run_draw(const struct cfg *c, int ia, int rep, double *out, struct s
 	int N = c->N;
 	int64_t P = llround(c->alpha[ia] * N);
 	uint64_t sd = c->seed;
-	struct rng r;
+	struct xoshiro r;
 	double full = -1, nt, tv;
 
 	if (P < 1)
@@ -248,19 +241,19 @@ static void run_draw(const struct cfg *c, int ia, int rep, double *out, struct s
 	/* the seed depends on (seed, N, P, rep) only, so a point does not change with the grid;
 	 * N < 2^17, P < 2^32 and the low 8 bits of rep occupy separate bits, and higher draw
 	 * numbers go through one more mixing step */
-	sd = splitmix(&sd) ^ ((uint64_t)N << 40) ^ ((uint64_t)P << 8) ^ (uint64_t)(rep & 255);
+	sd = rng_next(&sd) ^ ((uint64_t)N << 40) ^ ((uint64_t)P << 8) ^ (uint64_t)(rep & 255);
 	if (rep >> 8) {
 		uint64_t t = sd ^ ((uint64_t)(rep >> 8) << 1);
-		sd = splitmix(&t);
+		sd = rng_next(&t);
 	}
-	rng_seed(&r, sd);
+	xoshiro_seed(&r, sd);
 	for (int d = 0; d < N; d++)
-		s->t[d] = rng_normal(&r);
+		s->t[d] = xoshiro_normal(&r);
 	cblas_dscal(N, 1 / cblas_dnrm2(N, s->t, 1), s->t, 1);
 	for (size_t i = 0; i < (size_t)P * N; i++)
-		s->x[i] = rng_normal(&r);
+		s->x[i] = xoshiro_normal(&r);
 	for (int d = 0; d < N; d++)
-		s->v[d] = rng_normal(&r);
+		s->v[d] = xoshiro_normal(&r);
 	tv = cblas_ddot(N, s->t, 1, s->v, 1);
 	cblas_daxpy(N, -tv, s->t, 1, s->v, 1);
 	nt = cblas_dnrm2(N, s->v, 1);
@@ -568,7 +561,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 's': c.seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
-		case 't': threads = (int)parse_int("--threads", optarg, 1, 1024); break;
+		case 't': threads = parse_threads(optarg); break;
 		case 'e': c.mm.tol = parse_double("--tol", optarg, 1e-14, 1); break;
 		case 'm': c.mm.max_epochs = parse_int("--max-epochs", optarg, 1, INT64_MAX); break;
 		case 'o': outpath = optarg; break;
@@ -595,12 +588,8 @@ int main(int argc, char **argv)
 			exit(EXIT_USAGE);
 		}
 	}
-	if (version) {
-		printf("cull-theory %s\n", CULL_VERSION);
-		xfclose(stdout, "<stdout>");
-		rc = EXIT_OK;
-		goto done;
-	}
+	if (version)
+		print_version("cull-theory", NULL);
 	if (optind != argc)
 		die(EXIT_USAGE, "unexpected argument '%s' (see --help)", argv[optind]);
 	if (solve && frontier)
@@ -613,7 +602,6 @@ int main(int argc, char **argv)
 		rc = frontier_main(frontier, points, fit_lo, fit_hi, fits, outpath);
 	else
 		rc = simulate(&c, threads, outpath);
-done:
 	free(c.theta);
 	free(c.f);
 	free(c.alpha);

@@ -1,6 +1,7 @@
 /* Benchmark helper: spherical k-means on a raw float32 matrix, timed (fit, then one assignment). */
 #include "io.h"
 #include "kmeans.h"
+#include "threads.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +17,21 @@ int main(int argc, char **argv)
 	kmeans_result res;
 	cull_err e;
 
+	nn_exec_passive(argv);   /* as cull-score runs k-means: OpenMP threads sleep, not spin */
 	cull_init(argv[0]);
 	if (argc != 8)
 		die(EXIT_USAGE, "usage: kmeans-fit DATA.f32 D K ITERS THREADS SEED CENTROIDS.f32");
 	d = (int)parse_int("D", argv[2], 1, 1 << 20);
 	k = (int)parse_int("K", argv[3], 1, 1 << 24);
 	iters = (int)parse_int("ITERS", argv[4], 0, 1 << 20);
-	threads = (int)parse_int("THREADS", argv[5], 1, 256);
+	threads = (int)parse_int("THREADS", argv[5], 1, THREADS_MAX);
 	buf = read_file(argv[1], &len);
 	n = len / ((size_t)d * 4);
 	x = xmalloc(n * (size_t)d * sizeof *x);
 	memcpy(x, buf, n * (size_t)d * sizeof *x);
 	free(buf);
 	kmeans_normalize(x, n, d);
-	kmeans_set_threads(threads);
+	nn_set_threads(threads);
 	c = xmalloc((size_t)k * d * sizeof *c);
 	a = xmalloc(n * sizeof *a);
 	kmeans_opts o = { .k = k, .iters = iters, .tol = 0,

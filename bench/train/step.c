@@ -23,7 +23,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--size")) size = (int)parse_int("--size", argv[i + 1], 1, 4096);
 		else if (!strcmp(argv[i], "--channels")) ch = (int)parse_int("--channels", argv[i + 1], 1, 3);
 		else if (!strcmp(argv[i], "--steps")) steps = (int)parse_int("--steps", argv[i + 1], 1, 1 << 20);
-		else if (!strcmp(argv[i], "--threads")) threads = (int)parse_int("--threads", argv[i + 1], 1, 1024);
+		else if (!strcmp(argv[i], "--threads")) threads = parse_threads(argv[i + 1]);
 		else die(EXIT_USAGE, "usage: train-step [--arch A] [--width W] [--batch B] [--size S] "
 		         "[--channels C] [--steps N] [--threads T]");
 	}

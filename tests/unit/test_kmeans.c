@@ -2,6 +2,8 @@
 #include "check.h"
 #include "io.h"
 #include "kmeans.h"
+#include "rng.h"
+#include "threads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -10,7 +12,7 @@
 
 static double gauss(uint64_t *s)
 {
-	double u = ((kmeans_rand(s) >> 11) + 0.5) * 0x1.0p-53, v = (kmeans_rand(s) >> 11) * 0x1.0p-53;
+	double u = ((rng_next(s) >> 11) + 0.5) * 0x1.0p-53, v = (rng_next(s) >> 11) * 0x1.0p-53;
 
 	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
 }
@@ -45,7 +47,7 @@ int main(void)
 	float *x = planted(N, D, G, 0.08, label, 42);
 
 	cull_init("test_kmeans");
-	kmeans_set_threads(2);
+	nn_set_threads(2);
 	kmeans_fit(c1, a1, s1, &r1, x, N, D, &o, NULL);
 
 	/* planted clusters recovered: each planted group maps to one cluster, bijectively */
@@ -73,11 +75,11 @@ int main(void)
 	CHECK(memcmp(c1, c2, sizeof c1) == 0 && memcmp(a1, a2, sizeof a1) == 0,
 	      "same seed -> identical centroids and assignment");
 	free(r2.history);
-	kmeans_set_threads(1);
+	nn_set_threads(1);
 	kmeans_fit(c2, a2, NULL, &r2, x, N, D, &o, NULL);
 	CHECK(memcmp(c1, c2, sizeof c1) == 0, "1 thread gives the same centroids as 2");
 	free(r2.history);
-	kmeans_set_threads(2);
+	nn_set_threads(2);
 
 	/* tolerance stops early; seeds differ */
 	o.tol = 1e-3;

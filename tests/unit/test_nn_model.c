@@ -3,6 +3,7 @@
 #include "resnet.h"
 #include "safetensors.h"
 #include "io.h"
+#include "rng.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -291,9 +292,9 @@ static void test_mixed_layout_gradient(void)
 	float *p0 = xmalloc(sizeof(float) * np);
 	uint64_t rng = 99;
 	for (size_t i = 0; i < nx; i++)
-		x[i] = (float)((double)(nn_rng_next(&rng) >> 11) / 9007199254740992.0 * 2 - 1);
+		x[i] = (float)(rng_uniform(&rng) * 2 - 1);
 	for (size_t i = 0; i < np; i++)
-		dir[i] = (float)((double)(nn_rng_next(&rng) >> 11) / 9007199254740992.0 * 2 - 1);
+		dir[i] = (float)(rng_uniform(&rng) * 2 - 1);
 	nn_setup(m, n, px, px, 1);
 	nn_zero_grad(m);
 	nn_forward(m, x, n, 1);
