@@ -638,10 +638,13 @@ static void summary(size_t kept, uint64_t written, uint64_t samples, uint64_t mi
 			khi = s > khi ? s : khi;
 		}
 	}
-	note("kept %zu/%zu records (%.1f%%)%s", kept, n_items,
-	     n_items ? 100.0 * (double)kept / (double)n_items : 0.0,
-	     dropped_dups ? xasprintf(", after dropping %llu duplicates",
-	                              (unsigned long long)dropped_dups) : "");
+	if (dropped_dups)
+		note("kept %zu/%zu records (%.1f%%), after dropping %llu duplicates", kept, n_items,
+		     n_items ? 100.0 * (double)kept / (double)n_items : 0.0,
+		     (unsigned long long)dropped_dups);
+	else
+		note("kept %zu/%zu records (%.1f%%)", kept, n_items,
+		     n_items ? 100.0 * (double)kept / (double)n_items : 0.0);
 	if (!o.random && kept)
 		note("%s kept [%.6g, %.6g] of [%.6g, %.6g]", o.by, klo, khi, lo, hi);
 	if (samples)
