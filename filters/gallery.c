@@ -68,12 +68,17 @@ static keyset kept_keys;
 static char *source, **names;  /* the records' name; --class-names */
 static size_t nnames;
 
+/* readers at file scope: what a fatal error leaves stays reachable (LeakSanitizer) */
+static rec_reader *rd;
+static record r;
+static wds_reader *kept_shards;
+static wds_sample sample;
+
 static void read_records(void)
 {
-	rec_reader *rd = rec_open(o.records);
-	record r;
 	char err[256];
 
+	rd = rec_open(o.records);
 	source = xstrdup(rec_source(rd));
 	rec_init(&r);
 	while (rec_next(rd, &r))
@@ -129,9 +134,7 @@ static void read_kept(const char *path)
 
 	fclose(f);
 	if (c == EOF || (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
-		rec_reader *rd = rec_open(path);
-		record r;
-
+		rd = rec_open(path);
 		rec_init(&r);
 		while (rec_next(rd, &r))
 			keyset_add(&kept_keys, rec_key(&r));
@@ -139,13 +142,12 @@ static void read_kept(const char *path)
 		rec_free(&r);
 	} else {
 		wds_options wo = { .max_member = WDS_MAX_MEMBER, .borrow = 1 };
-		wds_reader *w = wds_open(&path, 1, &wo);
-		wds_sample s = { 0 };
 
-		while (wds_next(w, &s))
-			keyset_add(&kept_keys, s.key);
-		wds_close(w);
-		wds_sample_free(&s);
+		kept_shards = wds_open(&path, 1, &wo);
+		while (wds_next(kept_shards, &sample))
+			keyset_add(&kept_keys, sample.key);
+		wds_close(kept_shards);
+		wds_sample_free(&sample);
 	}
 }
 

@@ -93,7 +93,7 @@ int cuts_load(cuts *c, const char *path, char *err, size_t errlen)
 	if (rc == 0 && (!head || (c->balance == CUTS_NONE && c->n != 1)))
 		rc = fail(err, errlen, "%s: not a thresholds file (written by cull-select "
 		          "--save-thresholds)", path);
-	if (rc == 0)
+	if (rc == 0 && c->n)
 		qsort(c->cut, c->n, sizeof *c->cut, cmp_cut);
 	for (size_t i = 1; rc == 0 && i < c->n; i++)
 		if (c->cut[i].group == c->cut[i - 1].group)
@@ -117,7 +117,7 @@ const struct cut *cuts_find(const cuts *c, int64_t group)
 {
 	struct cut k = { .group = c->balance == CUTS_NONE ? 0 : group };
 
-	return bsearch(&k, c->cut, c->n, sizeof *c->cut, cmp_cut);
+	return c->n ? bsearch(&k, c->cut, c->n, sizeof *c->cut, cmp_cut) : NULL;
 }
 
 /* The random order of cull-select --random: splitmix64 of (seed ^ FNV-1a(key)). */

@@ -331,6 +331,8 @@ void survey_finish(survey *s)
 		finish(&s->by_reason[i]);
 	for (i = 0; i < s->ncl; i++)
 		finish(&s->cl[i].near), finish(&s->cl[i].far), finish(&s->cl[i].sample);
-	qsort(s->cl, s->ncl, sizeof *s->cl, cmp_cluster);
-	qsort(s->cs, s->ncs, sizeof *s->cs, cmp_class);
+	if (s->ncl)
+		qsort(s->cl, s->ncl, sizeof *s->cl, cmp_cluster);
+	if (s->ncs)
+		qsort(s->cs, s->ncs, sizeof *s->cs, cmp_class);
 }

@@ -116,13 +116,14 @@ void thumbs_make(thumbs *t, const char *const *paths, size_t npaths, const thumb
 	size_t i;
 
 	if (npaths > 0 && t->keys.n > 0) {
-		r = wds_open(paths, npaths, &wo);
+		t->reader = r = wds_open(paths, npaths, &wo);
 		while (wds_next(r, &s)) {
 			i = keyset_find(&t->keys, s.key);
 			if (i != KEYSET_NONE && !t->t[i].found)
 				make_one(t, &t->t[i], &s, o, dir, prefix);
 		}
 		wds_close(r);
+		t->reader = NULL;
 		wds_sample_free(&s);
 	}
 	for (i = 0; i < t->keys.n; i++)

@@ -26,6 +26,7 @@ typedef struct {
 	thumb *t;
 	size_t cap;
 	uint64_t made, failed, missing;
+	void *reader;             /* the shards being read (reachable if a fatal error exits) */
 } thumbs;
 
 void thumbs_want(thumbs *t, const char *key);
