@@ -1,4 +1,4 @@
-/* cull-gallery: a browsable HTML report of a pruning run: clusters, hard and easy, copies, flags, kept and dropped. */
+/* cull-gallery: an HTML report of a pruning run: clusters, hard and easy, copies, flags, kept, dropped. */
 #include "cuts.h"
 #include "histogram.h"
 #include "html.h"

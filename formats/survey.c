@@ -1,4 +1,4 @@
-/* One pass over score records keeping what a report shows: counts, histograms, the best N by each score, seeded samples. */
+/* One pass over score records, keeping what a report shows: counts, histograms, best N, samples. */
 #include "survey.h"
 #include "html.h"
 #include "io.h"
