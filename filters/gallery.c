@@ -567,8 +567,10 @@ static void page_kept(void)
 	for (int r = 0; r < N_REASONS; r++) {
 		if (!g.reasons[r])
 			continue;
-		fprintf(f, "<h3>%s: %llu</h3>\n", reason_text(r), (unsigned long long)g.reasons[r]);
-		grid(f, &g.by_reason[r], SIZE_MAX, V_BY);
+		fprintf(f, "<h3>%s: %llu%s</h3>\n", reason_text(r), (unsigned long long)g.reasons[r],
+		        g.reasons[r] == g.st[ST_DROPPED] ? ", all of them (the sample above)" : "");
+		if (g.reasons[r] < g.st[ST_DROPPED])
+			grid(f, &g.by_reason[r], SIZE_MAX, V_BY);
 	}
 	report_page_end(f, dir, "kept.html");
 }
