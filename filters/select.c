@@ -643,10 +643,13 @@ static void summary(records *R, const options *o, size_t kept, const shard_count
 			khi = s > khi ? s : khi;
 		}
 	}
-	note("kept %zu/%zu records (%.1f%%)%s", kept, R->n,
-	     R->n ? 100.0 * (double)kept / (double)R->n : 0.0,
-	     R->dropped_dups ? xasprintf(", after dropping %llu duplicates",
-	                                 (unsigned long long)R->dropped_dups) : "");
+	if (R->dropped_dups)
+		note("kept %zu/%zu records (%.1f%%), after dropping %llu duplicates", kept, R->n,
+		     R->n ? 100.0 * (double)kept / (double)R->n : 0.0,
+		     (unsigned long long)R->dropped_dups);
+	else
+		note("kept %zu/%zu records (%.1f%%)", kept, R->n,
+		     R->n ? 100.0 * (double)kept / (double)R->n : 0.0);
 	if (!o->pol.random && kept)
 		note("%s kept [%.6g, %.6g] of [%.6g, %.6g]", o->by, klo, khi, lo, hi);
 	if (n->samples)
