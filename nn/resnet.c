@@ -1,5 +1,6 @@
 /* ResNet definitions, the state dict table, and the forward/backward passes over the op plan. */
 #include "resnet.h"
+#include "plan.h"
 #include "io.h"
 #include "rng.h"
 
@@ -7,26 +8,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-
-enum { OP_CONV, OP_BN, OP_RELU, OP_MAXPOOL, OP_AVGPOOL, OP_FC, OP_ADD };
-
-struct nn_op {
-	int kind;
-	int in, in2, out;        /* activations; RELU and ADD work in place (out == in) */
-	int t;                   /* first state-dict entry: conv/fc weight, BN weight */
-	int cin, cout, k, stride, pad;
-	int fold;                /* CONV: the op index of the BN that follows, or -1 */
-	size_t stat_off;         /* BN: offset of mean[c], rstd[c] in stats */
-	size_t fold_off;         /* CONV with fold: offset of weights then bias in folded */
-	size_t idx_off;          /* MAXPOOL: offset in argmax (per image) */
-};
-
-struct nn_act {
-	int c, h, w;
-	int blk;                 /* 0: NCHW; else blocked, blk channels a block (layers.h) */
-	size_t size;             /* per image */
-	float *data, *grad;
-};
 
 /* ---- building the state dict and the plan ---- */
 
@@ -332,7 +313,7 @@ void nn_params_changed(nn_model *m)
 
 /* ---- setup: shapes and buffers ---- */
 
-static void shapes(nn_model *m, int h, int w)
+void nn_plan_shapes(nn_model *m, int h, int w)
 {
 	m->acts[0] = (nn_act){ .c = m->in_ch, .h = h, .w = w };
 	for (int i = 0; i < m->nops; i++) {
@@ -373,7 +354,7 @@ static conv_geom geom(const nn_model *m, const nn_op *o, int n);
 
 /* Whether op i is a BN whose output goes through a ReLU (not after a residual add) that
  * runs fused into it (and into its conv when folded). */
-static int relu_fused(const nn_model *m, int i)
+int nn_plan_relu_fused(const nn_model *m, int i)
 {
 	return m->ops[i].kind == OP_BN && i + 1 < m->nops && m->ops[i + 1].kind == OP_RELU &&
 	       m->ops[i + 1].in == m->ops[i].out;
@@ -409,7 +390,7 @@ static void layouts(nn_model *m, int batch, int train)
 			int folded = !train && !m->no_fold && o->fold >= 0;
 			ok = !(g.blk_in || g.blk_out) ||
 			     conv2d_blocked_ok(&g, train, folded,
-			                       folded && relu_fused(m, o->fold) ? NN_RELU : 0);
+			                       folded && nn_plan_relu_fused(m, o->fold) ? NN_RELU : 0);
 		}
 	for (int a = 0; !ok && a < m->nacts; a++)
 		m->acts[a].blk = 0;
@@ -442,7 +423,7 @@ void nn_setup(nn_model *m, int batch, int h, int w, int train)
 	m->h = h;
 	m->w = w;
 	m->train = train;
-	shapes(m, h, w);
+	nn_plan_shapes(m, h, w);
 	layouts(m, batch, train);
 
 	size_t total = 0, idx = 0;
@@ -528,7 +509,7 @@ void nn_setup(nn_model *m, int batch, int h, int w, int train)
 
 /* ---- forward ---- */
 
-static void fold_all(nn_model *m)
+void nn_plan_fold(nn_model *m)
 {
 	for (int i = 0; i < m->nops; i++) {
 		nn_op *o = &m->ops[i];
@@ -564,7 +545,7 @@ const float *nn_forward(nn_model *m, const float *x, int n, int train)
 		die(EXIT_USAGE, "nn_forward: training forward on an eval-only setup");
 	int fold = !train && !m->no_fold;
 	if (fold && m->fold_dirty)
-		fold_all(m);
+		nn_plan_fold(m);
 	m->acts[0].data = (float *)x;
 
 	for (int i = 0; i < m->nops; i++) {
@@ -577,7 +558,7 @@ const float *nn_forward(nn_model *m, const float *x, int n, int train)
 			if (fold && o->fold >= 0) {
 				const float *wf = m->folded + o->fold_off;
 				conv2d_forward(m->acts[m->ops[o->fold].out].data, in->data, wf,
-				               wf + t->numel, &g, relu_fused(m, o->fold) ? NN_RELU : 0);
+				               wf + t->numel, &g, nn_plan_relu_fused(m, o->fold) ? NN_RELU : 0);
 			} else {
 				conv2d_forward(out->data, in->data, m->params + t->off, NULL, &g, 0);
 			}
@@ -589,7 +570,7 @@ const float *nn_forward(nn_model *m, const float *x, int n, int train)
 			int hw = in->h * in->w;
 			float *gam = m->params + t[0].off, *bet = m->params + t[1].off;
 			float *rm = m->buffers + t[2].off, *rv = m->buffers + t[3].off;
-			int fl = relu_fused(m, i) ? NN_RELU : 0;
+			int fl = nn_plan_relu_fused(m, i) ? NN_RELU : 0;
 			float *mean = m->stats + o->stat_off, *rstd = mean + o->cout;
 			if (train && in->blk) {
 				batchnorm_forward_train_blk(out->data, mean, rstd, rm, rv, in->data, gam, bet,
@@ -610,7 +591,7 @@ const float *nn_forward(nn_model *m, const float *x, int n, int train)
 			break;
 		}
 		case OP_RELU:
-			if (i == 0 || !relu_fused(m, i - 1))
+			if (i == 0 || !nn_plan_relu_fused(m, i - 1))
 				relu_forward(out->data, in->data, in->size * n);
 			break;
 		case OP_ADD:
@@ -723,17 +704,17 @@ void nn_backward(nn_model *m, int n)
 				batchnorm_backward_blk(din, m->grads + t[0].off, m->grads + t[1].off, dout,
 				                       in->data, m->stats + o->stat_off,
 				                       m->stats + o->stat_off + o->cout, m->params + t[0].off,
-				                       relu_fused(m, i) ? out->data : NULL, n, o->cout,
+				                       nn_plan_relu_fused(m, i) ? out->data : NULL, n, o->cout,
 				                       in->h * in->w, fl, in->blk);
 			else
 				batchnorm_backward(din, m->grads + t[0].off, m->grads + t[1].off, dout,
 				                   in->data, m->stats + o->stat_off,
 				                   m->stats + o->stat_off + o->cout, m->params + t[0].off,
-				                   relu_fused(m, i) ? out->data : NULL, n, o->cout,
+				                   nn_plan_relu_fused(m, i) ? out->data : NULL, n, o->cout,
 				                   in->h * in->w, fl);
 			break;
 		case OP_RELU:         /* in place: mask the gradient by the output */
-			if (i == 0 || !relu_fused(m, i - 1))
+			if (i == 0 || !nn_plan_relu_fused(m, i - 1))
 				relu_backward(dout, dout, out->data, out->size * n);
 			break;
 		case OP_ADD:          /* in place: the gradient of `in` is dout itself */
@@ -780,7 +761,7 @@ double nn_forward_macs(const nn_model *m, int h, int w)
 	nn_act *save = xmalloc(sizeof(nn_act) * m->nacts);
 
 	memcpy(save, m->acts, sizeof(nn_act) * m->nacts);
-	shapes(mm, h, w);
+	nn_plan_shapes(mm, h, w);
 	for (int i = 0; i < m->nops; i++) {
 		const nn_op *o = &m->ops[i];
 		if (o->kind == OP_CONV)
