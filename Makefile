@@ -13,7 +13,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) $(MSGPACK) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -pthread -march=x86-64-v2 -mtune=native
 CFLAGS  += -Ibase -Iformats -Inn $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -lm -pthread
+LDLIBS  += $(PKG_LIBS) -lm -pthread -ldl
 # oneDNN (Debian libdnnl-dev; no pkg-config file) runs the convolutions when its headers
 # are there; DNNL=0 builds the OpenBLAS-only reference path.
 DNNL ?= $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),1,0)

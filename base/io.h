@@ -16,6 +16,7 @@ enum {
 	EXIT_IO = 3,     /* cannot open, read or write a file or stream */
 	EXIT_SKIP = 4,   /* --strict and a sample was skipped */
 	EXIT_NOMEM = 5,  /* out of memory or over a configured limit */
+	EXIT_DEVICE = 6, /* the device asked for cannot be used: no GPU, driver or library */
 	EXIT_INTERRUPTED = 130,   /* SIGINT or SIGTERM, after saving what can be resumed */
 };
 

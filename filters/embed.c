@@ -1,5 +1,6 @@
 /* cull-embed: stream WebDataset shards through a ResNet encoder and write embedding records. */
 #include "image.h"
+#include "gpu.h"
 #include "io.h"
 #include "layers.h"
 #include "preprocess.h"
@@ -43,9 +44,12 @@ static const char usage[] =
 	"  --image-field LIST member fields that hold the image (default jpg,jpeg,png,ppm,pgm)\n"
 	"  --carry LIST       copy these member fields into the records (text as str, else bin)\n"
 	"  --no-normalize     write the raw pooled features instead of L2-normalised ones\n"
-	"  --bf16             convolutions in bfloat16 (about 2x faster on CPUs with AVX512-BF16\n"
-	"                     or AMX; embeddings agree to ~1e-2; needs the oneDNN backend)\n"
-	"  --batch B          images per forward pass (default 32)\n"
+	"  --device D         cpu, cuda, cuda:N or auto (a GPU when one works, else the CPU);\n"
+	"                     default $CULL_DEVICE, else cpu\n"
+	"  --bf16             convolutions in bfloat16 (the default on a GPU; about 2x faster on\n"
+	"                     CPUs with AVX512-BF16 or AMX; embeddings agree to ~1e-2)\n"
+	"  --fp32             convolutions in float32 (the default on the CPU)\n"
+	"  --batch B          images per forward pass (default 32 on the CPU, 256 on a GPU)\n"
 	"  --threads T        threads for decoding and for the forward pass (default: CPUs)\n"
 	"  --max-pixels N     refuse images larger than N pixels, from the header (default 268M)\n"
 	"  --max-member SIZE  refuse tar members larger than SIZE (default 256M)\n"
@@ -62,7 +66,8 @@ static const char *const skip_name[SK_N] = {
 
 typedef struct {
 	const char *model, *arch, *image_field, *carry;
-	int resize, crop, batch, threads, strict, normalize, exact, quiet, bf16;
+	int resize, crop, batch, threads, strict, normalize, exact, quiet, bf16, fp32;
+	nn_device dev;
 	float mean[3], std[3];
 	int have_mean, have_std;
 	uint64_t max_pixels, max_member;
@@ -77,12 +82,14 @@ typedef struct {
 	char err[200];
 	unsigned char *scratch;
 	size_t scratch_cap;
+	float *plane;           /* GPU: the preprocessed image before packing */
 } slot;
 
 typedef struct {
 	slot *slots;
 	int n;                  /* samples in this batch */
-	float *x;               /* [batch, C, H, W], slot i at image i */
+	float *x;               /* [batch, C, H, W], slot i at image i (CPU) */
+	unsigned char *xg;      /* GPU: the packed images (gpu_pack_image), page-locked */
 } batch;
 
 /* ---- the decode pool: workers take slots of a batch while the main thread runs the
@@ -100,6 +107,7 @@ typedef struct {
 	/* what decoding needs */
 	const options *o;
 	int channels, h, w;
+	gpu_net *gpu;           /* when set, images are packed for it into batch.xg */
 } pool;
 
 static void decode_slot(pool *p, batch *b, int i)
@@ -139,8 +147,11 @@ static void decode_slot(pool *p, batch *b, int i)
 		snprintf(sl->err, sizeof sl->err, "image is %dx%d after preprocessing, the model "
 		         "input is %dx%d (use --resize/--crop)", ow, oh, p->w, p->h);
 	} else {
-		preprocess_eval(b->x + (size_t)i * plane, &img, o->resize, o->crop, o->mean, o->std,
-		                &sl->scratch, &sl->scratch_cap);
+		float *x = p->gpu ? sl->plane : b->x + (size_t)i * plane;
+		preprocess_eval(x, &img, o->resize, o->crop, o->mean, o->std, &sl->scratch,
+		                &sl->scratch_cap);
+		if (p->gpu)
+			gpu_pack_image(p->gpu, b->xg + (size_t)i * gpu_net_image_bytes(p->gpu), x);
 	}
 	image_free(&img);
 }
@@ -358,12 +369,14 @@ static void carry_fields(record *r, const wds_sample *s, const char *list)
 static void parse_options(options *o, int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_ARCH, O_RESIZE, O_CROP, O_MEAN, O_STD, O_EXACT, O_FIELD,
-	       O_CARRY, O_NONORM, O_BATCH, O_THREADS, O_MAXPIX, O_MAXMEM, O_STRICT, O_VERSION, O_BF16 };
+	       O_CARRY, O_NONORM, O_BATCH, O_THREADS, O_MAXPIX, O_MAXMEM, O_STRICT, O_VERSION, O_BF16,
+	       O_FP32, O_DEVICE };
 	static const struct option lo[] = {
 		{ "model", required_argument, 0, O_MODEL }, { "arch", required_argument, 0, O_ARCH },
 		{ "resize", required_argument, 0, O_RESIZE }, { "crop", required_argument, 0, O_CROP },
 		{ "mean", required_argument, 0, O_MEAN }, { "std", required_argument, 0, O_STD },
 		{ "exact", no_argument, 0, O_EXACT }, { "bf16", no_argument, 0, O_BF16 },
+		{ "fp32", no_argument, 0, O_FP32 }, { "device", required_argument, 0, O_DEVICE },
 		{ "image-field", required_argument, 0, O_FIELD },
 		{ "carry", required_argument, 0, O_CARRY },
 		{ "no-normalize", no_argument, 0, O_NONORM },
@@ -376,10 +389,14 @@ static void parse_options(options *o, int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	int c;
+	const char *device = getenv("CULL_DEVICE");
+	int from_env = 1;
+	char gpu[512];
+	cull_err e;
 
 	memset(o, 0, sizeof *o);
 	o->resize = o->crop = -1;
-	o->batch = 32;
+	o->batch = 0;
 	o->normalize = 1;
 	o->image_field = "jpg,jpeg,png,ppm,pgm";
 	o->carry = "";
@@ -400,10 +417,14 @@ static void parse_options(options *o, int argc, char **argv)
 		case O_MAXPIX: o->max_pixels = parse_size("--max-pixels", optarg); break;
 		case O_MAXMEM: o->max_member = parse_size("--max-member", optarg); break;
 		case O_STRICT: o->strict = 1; break;
-		case O_BF16: o->bf16 = 1; break;
+		case O_BF16: o->bf16 = 1; o->fp32 = 0; break;
+		case O_FP32: o->fp32 = 1; o->bf16 = 0; break;
+		case O_DEVICE: device = optarg; from_env = 0; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
-		case O_VERSION: print_version("cull-embed", xasprintf("nn: %s", nn_backend()));
+		case O_VERSION:
+			gpu_probe(gpu, sizeof gpu);
+			print_version("cull-embed", xasprintf("nn: %s\n%s", nn_backend(), gpu));
 		default:
 			fprintf(stderr, "usage: cull-embed [--model FILE] [options] [SHARD...]; "
 			        "see cull-embed --help\n");
@@ -416,6 +437,8 @@ static void parse_options(options *o, int argc, char **argv)
 				die(EXIT_USAGE, "--std: values must be positive");
 	if (!o->threads)
 		o->threads = default_threads();
+	if (nn_device_parse(device && *device ? device : "cpu", &o->dev, &e) < 0)
+		die(EXIT_USAGE, "%s%s", from_env ? "CULL_DEVICE: " : "", e.msg);
 	o->shards = (const char *const *)argv + optind;
 	o->nshards = (size_t)(argc - optind);
 }
@@ -438,9 +461,6 @@ static nn_model *open_model(const options *o, char **model_path, model_info *mi)
 		die(EXIT_USAGE, "--arch: unknown architecture '%s' (known: %s)", mi->arch, nn_arch_names());
 	if (nn_load(m, *model_path, NN_LOAD_IGNORE_EXTRA, &err) != 0)
 		die(EXIT_DATA, "%s", err.msg);
-	nn_set_threads(o->threads);
-	if (o->bf16)
-		nn_bf16_option();
 	return m;
 }
 
@@ -527,6 +547,8 @@ static void progress(const stats *st, const wds_reader *r, int final)
 typedef struct {
 	const options *o;
 	nn_model *m;
+	gpu_device *dev;        /* NULL: the CPU */
+	gpu_net *gpu;
 	int in_ch, dim, show, broken;
 	pool p;
 	batch b[2];
@@ -576,10 +598,27 @@ static int first_batch(embedder *e, batch *cb)
 		return 0;
 	if (!e->p.h)
 		first_size(e, cb);
-	for (int k = 0; k < 2; k++)
-		if (!e->b[k].x)
+	if (e->dev) {
+		cull_err err;
+		e->gpu = gpu_net_create(e->dev, e->m, o->batch, e->p.h, e->p.w, o->bf16, &err);
+		if (!e->gpu)
+			die_err(&err);
+		if (!o->quiet)
+			note("%s", gpu_net_plan(e->gpu));
+		e->p.gpu = e->gpu;
+		for (int k = 0; k < 2; k++) {
+			e->b[k].xg = gpu_host_alloc(e->dev, (size_t)o->batch *
+			                            gpu_net_image_bytes(e->gpu), &err);
+			if (!e->b[k].xg)
+				die_err(&err);
+			for (int i = 0; i < o->batch; i++)
+				e->b[k].slots[i].plane = xmalloc(plane_floats(e) * sizeof(float));
+		}
+	} else {
+		for (int k = 0; k < 2; k++)
 			e->b[k].x = xmalloc((size_t)o->batch * plane_floats(e) * sizeof(float));
-	nn_setup(e->m, o->batch, e->p.h, e->p.w, 0);
+		nn_setup(e->m, o->batch, e->p.h, e->p.w, 0);
+	}
 	if (!e->p.tid)
 		pool_start(&e->p, o->threads);
 	pool_submit(&e->p, cb);
@@ -591,19 +630,24 @@ static int first_batch(embedder *e, batch *cb)
  * NULL when there is none. */
 static const float *encode(embedder *e, batch *cb)
 {
-	size_t plane = plane_floats(e);
+	size_t plane = e->gpu ? gpu_net_image_bytes(e->gpu) : plane_floats(e) * sizeof(float);
+	unsigned char *x = e->gpu ? cb->xg : (unsigned char *)cb->x;
 	int n_ok = 0;
+	const float *out = NULL;
+	cull_err err;
 
 	for (int i = 0; i < cb->n; i++) {
 		if (cb->slots[i].status != SK_OK)
 			continue;
 		if (n_ok != i)
-			memcpy(cb->x + (size_t)n_ok * plane, cb->x + (size_t)i * plane,
-			       plane * sizeof(float));
+			memcpy(x + (size_t)n_ok * plane, x + (size_t)i * plane, plane);
 		n_ok++;
 	}
 	double tf = now_seconds();
-	const float *out = n_ok ? nn_forward(e->m, cb->x, n_ok, 0) : NULL;
+	if (n_ok && e->gpu && !(out = gpu_net_forward(e->gpu, x, n_ok, &err)))
+		die_err(&err);
+	else if (n_ok && !e->gpu)
+		out = nn_forward(e->m, cb->x, n_ok, 0);
 	e->st.forward += now_seconds() - tf;
 	return out;
 }
@@ -711,6 +755,11 @@ static void summary(const embedder *e, const char *arch)
 	     (unsigned long long)st->read, arch, e->dim, el, el > 0 ? (double)st->read / el : 0.0,
 	     el > 0 ? 100.0 * st->forward / el : 0.0,
 	     (unsigned long long)sk, sk ? " (" : "", why, sk ? ")" : "", more);
+	if (e->gpu && el > 0)
+		note("GPU: busy %.1f s of %.1f s (%.0f%%): it waited %.1f s for decoding with %d "
+		     "threads; %.0f img/s while busy", gpu_net_busy(e->gpu), el,
+		     100.0 * gpu_net_busy(e->gpu) / el, el - gpu_net_busy(e->gpu), e->o->threads,
+		     gpu_net_busy(e->gpu) > 0 ? (double)st->embedded / gpu_net_busy(e->gpu) : 0.0);
 }
 
 static int run(options *o)
@@ -725,6 +774,24 @@ static int run(options *o)
 
 	e.m = open_model(o, &model_path, &mi);
 	model_defaults(o, &mi);
+	if (o->dev.kind != NN_DEV_CPU) {
+		e.dev = gpu_open(o->dev.index, &err);
+		if (!e.dev && o->dev.kind == NN_DEV_CUDA)
+			die_err(&err);
+		if (!e.dev && !o->quiet)
+			note("--device auto: no usable GPU (%s); running on the CPU", err.msg);
+		if (e.dev && !o->quiet)
+			note("running on %s", gpu_describe(e.dev));
+	}
+	if (!o->batch)
+		o->batch = e.dev ? 256 : 32;
+	if (e.dev && !o->fp32)
+		o->bf16 = 1;
+	if (!e.dev) {
+		nn_set_threads(o->threads);
+		if (o->bf16)
+			nn_bf16_option();
+	}
 	e.in_ch = mi.in_ch;
 	e.dim = e.m->feat_dim;
 	e.emb = xmalloc((size_t)e.dim * sizeof *e.emb);
@@ -767,10 +834,15 @@ static int run(options *o)
 		for (int i = 0; i < o->batch; i++) {
 			wds_sample_free(&e.b[k].slots[i].s);
 			free(e.b[k].slots[i].scratch);
+			free(e.b[k].slots[i].plane);
 		}
 		free(e.b[k].slots);
 		free(e.b[k].x);
+		if (e.dev)
+			gpu_host_free(e.dev, e.b[k].xg);
 	}
+	gpu_net_free(e.gpu);
+	gpu_close(e.dev);
 	wds_close(e.r);
 	rec_free(&e.rec);
 	free(e.emb);

@@ -11,3 +11,11 @@ check-nn-slow: all
 	CULL_SLOW=1 CULL_BIN=$(abspath $(BIN)) tests/run nn_parity
 
 .PHONY: bench-nn check-nn-slow
+
+# The GPU path against the CPU path and its speed (bench/gpu/run, on a machine with a GPU;
+# the tests run it on the stand-in device, tests/fake/).
+$(BIN)/bench_gpu: $(BUILD)/bench/gpu/bench_gpu.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+all: $(BIN)/bench_gpu $(BIN)/bench_nn
