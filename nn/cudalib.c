@@ -46,10 +46,12 @@ static const char *const blas_names[] = { "libcublas.so.13", "libcublas.so.12",
 static const char *const dnn_names[] = { "libcudnn.so.9", "libcudnn.so", NULL };
 /* Where CUDA's installers put the libraries when ld.so.cache does not list them. */
 static const char *const lib_dirs[] = { "/usr/local/cuda/lib64",
-	"/usr/local/cuda/targets/x86_64-linux/lib", NULL };
+	"/usr/local/cuda/targets/x86_64-linux/lib", "/usr/local/cuda-13.0/targets/x86_64-linux/lib",
+	"/usr/local/cuda-12/targets/x86_64-linux/lib", NULL };
 
-/* dlopen the first of names found: only in $CULL_CUDA_LIBDIR when it is set, else on the
- * loader's path, then in lib_dirs; its name into got. NULL with dlerror's words in why. */
+/* dlopen the first of names found, each name looked for in turn: only in $CULL_CUDA_LIBDIR
+ * when it is set, else on the loader's path, then in lib_dirs (so a .13 anywhere wins over
+ * a .12); its name into got. NULL with dlerror's words in why. */
 static void *open_lib(const char *const *names, char *got, size_t gotlen, char *why,
                       size_t whylen)
 {
@@ -57,8 +59,8 @@ static void *open_lib(const char *const *names, char *got, size_t gotlen, char *
 	char path[4096];
 
 	*why = 0;
-	for (int pass = env && *env ? 0 : 1; pass < 3; pass++) {
-		for (const char *const *n = names; *n; n++)
+	for (const char *const *n = names; *n; n++)
+		for (int pass = env && *env ? 0 : 1; pass < 3; pass++) {
 			for (int k = 0; k == 0 || (pass == 2 && lib_dirs[k]); k++) {
 				if (pass == 0)
 					snprintf(path, sizeof path, "%s/%s", env, *n);
@@ -74,9 +76,9 @@ static void *open_lib(const char *const *names, char *got, size_t gotlen, char *
 				if (!*why)
 					snprintf(why, whylen, "%s", dlerror());
 			}
-		if (pass == 0)
-			break;
-	}
+			if (pass == 0)
+				break;
+		}
 	return NULL;
 }
 
@@ -92,6 +94,11 @@ static int load(cull_err *e)
 		{ &cu.dnn, dnn_names, cu.dnn_name, "cuDNN 9 (libcudnn.so.9)" },
 	};
 	for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+		/* cuBLAS of the runtime's major version first */
+		static const char *const blas12[] = { "libcublas.so.12", "libcublas.so.13",
+			"libcublas.so", NULL };
+		if (libs[i].names == blas_names && strstr(cu.rt_name, ".so.12"))
+			libs[i].names = blas12;
 		*libs[i].h = open_lib(libs[i].names, libs[i].got, 64, why, sizeof why);
 		if (!*libs[i].h)
 			return cull_err_set(e, EXIT_DEVICE, "cannot load %s: %s; install it or name "
@@ -111,6 +118,7 @@ static int load(cull_err *e)
 		lib = cu.dnn;
 		libname = cu.dnn_name;
 		CUDNN_FUNCS(X)
+		CUDNN_TRAIN_FUNCS(X)
 	}
 #undef X
 	*(void **)&cu.getprop = dlsym(cu.rt, "cudaGetDeviceProperties_v2");
@@ -142,16 +150,31 @@ void gpu_probe(char *buf, size_t len)
 
 /* ---- the device ---- */
 
+/* The function a check's stringified call names: "cu.cudnnFoo(h, ...)" -> "cudnnFoo". */
+static int fname(const char *what)
+{
+	const char *p = strchr(what, '(');
+	return p ? (int)(p - what) : (int)strlen(what);
+}
+
+static const char *skip_table(const char *what)
+{
+	return strncmp(what, "cu.", 3) ? what : what + 3;
+}
+
 int rt_fail(cull_err *e, cudaError_t r, const char *what)
 {
+	what = skip_table(what);
 	int code = r == cudaErrorMemoryAllocation ? EXIT_NOMEM : EXIT_DEVICE;
-	return cull_err_set(e, code, "%s: %s%s", what, cu.cudaGetErrorString(r),
+	return cull_err_set(e, code, "%.*s: %s%s", fname(what), what, cu.cudaGetErrorString(r),
 	                    code == EXIT_NOMEM ? " (out of GPU memory: try a smaller --batch)" : "");
 }
 
 int dnn_fail(cull_err *e, cudnnStatus_t s, const char *what)
 {
-	return cull_err_set(e, EXIT_DEVICE, "cuDNN %s: %s", what, cu.cudnnGetErrorString(s));
+	what = skip_table(what);
+	return cull_err_set(e, EXIT_DEVICE, "%.*s: %s", fname(what), what,
+	                    cu.cudnnGetErrorString(s));
 }
 
 static int device_init(gpu_device *d, int index, cull_err *e)
@@ -199,6 +222,13 @@ static int device_init(gpu_device *d, int index, cull_err *e)
 	         drv / 1000, drv % 1000 / 10, v / 10000, v / 100 % 100, v % 100, bv / 10000,
 	         bv / 100 % 100, bv % 100);
 	return 0;
+}
+
+int blas_fail(cull_err *e, cublasStatus_t s, const char *what)
+{
+	what = skip_table(what);
+	return cull_err_set(e, s == 3 ? EXIT_NOMEM : EXIT_DEVICE, "%.*s: cuBLAS status %d%s",
+	                    fname(what), what, s, s == 3 ? " (out of GPU memory)" : "");
 }
 
 gpu_device *gpu_open(int index, cull_err *e)

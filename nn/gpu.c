@@ -191,7 +191,12 @@ static int plan_memory(gpu_net *g, const nn_model *m, cull_err *e)
 			if (owner[k] < 0 || (last[owner[k]] < s && owner[k] != t->y))
 				break;
 		if (k == g->nslots) {
-			RT(cu.cudaMalloc(&g->slot[k], big * (size_t)g->batch * (size_t)g->es));
+			cudaError_t r = cu.cudaMalloc(&g->slot[k], big * (size_t)g->batch * (size_t)g->es);
+			if (r != cudaSuccess) {
+				free(owner);
+				free(last);
+				return rt_fail(e, r, "cudaMalloc(activations)");
+			}
 			g->nslots++;
 		}
 		owner[k] = t->y;
@@ -252,11 +257,17 @@ static int conv_setup(gpu_net *g, const nn_model *m, step *s, cull_err *e)
 	DNN(cu.cudnnFindConvolutionForwardAlgorithm(g->d->dnn, g->ad[s->x], s->wd, s->cd,
 	                                           g->ad[s->y], CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
 	                                           &got, perf));
+	/* the fastest that fits, run with the math type it was timed with (float32: only
+	 * true float32, CUDNN_FMA_MATH, never TF32) */
 	s->algo = -1;
 	for (int i = 0; i < got && s->algo < 0; i++)
-		if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= WS_MAX) {
+		if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= WS_MAX &&
+		    (g->bf16 || perf[i].mathType == CUDNN_FMA_MATH)) {
 			s->algo = perf[i].algo;
-			s->ws = perf[i].memory;
+			DNN(cu.cudnnSetConvolutionMathType(s->cd, perf[i].mathType));
+			DNN(cu.cudnnGetConvolutionForwardWorkspaceSize(g->d->dnn, g->ad[s->x], s->wd,
+			                                               s->cd, g->ad[s->y], s->algo,
+			                                               &s->ws));
 		}
 	if (s->algo < 0)
 		return cull_err_set(e, EXIT_DEVICE, "cuDNN has no convolution for %s's op %d "
@@ -420,6 +431,9 @@ static int net_init(gpu_net *g, nn_model *m, cull_err *e)
 		    try_fused(g, s, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)))
 			fused++;
 	}
+	/* every call of the plan once, so that what cuDNN refuses shows here, not mid-run */
+	if (steps_run(g, e) < 0)
+		return -1;
 	int out = m->num_classes > 0 ? g->fc_k : g->feat;
 	RT(cu.cudaHostAlloc((void **)&g->out_h, sizeof(float) * (size_t)g->batch * out + 1, 0));
 	RT(cu.cudaEventCreate(&g->e0));

@@ -32,8 +32,8 @@ const char *gpu_describe(const gpu_device *d);
  * (libcudart.so.13 not found)". */
 void gpu_probe(char *buf, size_t len);
 
-/* Page-locked host memory for inputs (faster copies), or plain memory where the driver
- * refuses; freed with gpu_host_free. NULL with EXIT_NOMEM in e. */
+/* Page-locked host memory for inputs (faster copies); freed with gpu_host_free. NULL with
+ * EXIT_NOMEM in e. */
 void *gpu_host_alloc(gpu_device *d, size_t bytes, cull_err *e);
 void gpu_host_free(gpu_device *d, void *p);
 
@@ -65,5 +65,22 @@ double gpu_net_bench(gpu_net *g, int iters, cull_err *e);
 /* How the convolutions run: "53 convolutions: 49 fused (bias+add+ReLU in cuDNN), 4 as
  * convolution + bias passes; workspace 123 MiB". */
 const char *gpu_net_plan(const gpu_net *g);
+
+/* Training on the GPU: nn_forward(m, x, n, 1), nn_backward, nn_zero_grad and
+ * nn_sgd_step of m run there once this is made (after nn_setup(m, batch, h, w, 1) and
+ * any change of m's parameters on the host, which it copies); float32, NCHW, cuDNN's
+ * deterministic algorithms. nn_sync copies the state back. gpu_train_free (or nn_free)
+ * ends it. */
+typedef struct gpu_trainer gpu_trainer;
+gpu_trainer *gpu_train_create(gpu_device *d, nn_model *m, cull_err *e);
+void gpu_train_free(gpu_trainer *t);
+/* Parameters, momentum and running statistics: host to device, device to host. */
+int gpu_train_upload(gpu_trainer *t, cull_err *e);
+int gpu_train_download(gpu_trainer *t, cull_err *e);
+/* The steps behind nn_forward (train), nn_backward, nn_zero_grad and nn_sgd_step. */
+int gpu_train_forward(gpu_trainer *t, const float *x, int n, cull_err *e);
+int gpu_train_backward(gpu_trainer *t, int n, cull_err *e);
+int gpu_train_zero_grad(gpu_trainer *t, cull_err *e);
+int gpu_train_sgd(gpu_trainer *t, const nn_sgd *o, float lr, cull_err *e);
 
 #endif
