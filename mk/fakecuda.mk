@@ -7,14 +7,14 @@ FAKECUDA_RT   = $(FAKECUDA_DIR)/libcudart.so.13
 FAKECUDA_LIBS = $(FAKECUDA_RT) $(FAKECUDA_DIR)/libcublas.so.13 $(FAKECUDA_DIR)/libcudnn.so.9
 FAKECUDA_SO   = $(CC) $(CFLAGS) $(LDFLAGS) -fPIC -shared -Wl,-soname,$(notdir $@)
 
-$(FAKECUDA_RT): tests/fake/fakecuda.c nn/cuda.h $(FLAGS_FILE)
+$(FAKECUDA_RT): tests/fake/fakecuda.c tests/fake/fakecudnn_train.c nn/cuda.h $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(FAKECUDA_SO) -DFAKE_LIB=FAKE_CUDART -o $@ $< -lm
 
-$(FAKECUDA_DIR)/libcublas.so.13: tests/fake/fakecuda.c nn/cuda.h $(FAKECUDA_RT)
+$(FAKECUDA_DIR)/libcublas.so.13: tests/fake/fakecuda.c tests/fake/fakecudnn_train.c nn/cuda.h $(FAKECUDA_RT)
 	$(FAKECUDA_SO) -DFAKE_LIB=FAKE_CUBLAS -Wl,-rpath,'$$ORIGIN' -o $@ $< $(FAKECUDA_RT) -lm
 
-$(FAKECUDA_DIR)/libcudnn.so.9: tests/fake/fakecuda.c nn/cuda.h $(FAKECUDA_RT)
+$(FAKECUDA_DIR)/libcudnn.so.9: tests/fake/fakecuda.c tests/fake/fakecudnn_train.c nn/cuda.h $(FAKECUDA_RT)
 	$(FAKECUDA_SO) -DFAKE_LIB=FAKE_CUDNN -Wl,-rpath,'$$ORIGIN' -o $@ $< $(FAKECUDA_RT) -lm
 
 # It dlopens the libraries, as nn/gpu.c does.

@@ -76,6 +76,12 @@ enum { CUDNN_NOT_PROPAGATE_NAN = 0, CUDNN_PROPAGATE_NAN = 1 };
 typedef int cudnnPoolingMode_t;
 enum { CUDNN_POOLING_MAX = 0, CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING = 1 };
 typedef int cudnnDeterminism_t;
+typedef int cudnnBatchNormMode_t;
+enum { CUDNN_BATCHNORM_SPATIAL = 1 };
+typedef int cudnnConvolutionBwdDataAlgo_t;
+enum { CUDNN_CONVOLUTION_BWD_DATA_ALGO_1 = 1 };
+typedef int cudnnConvolutionBwdFilterAlgo_t;
+enum { CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 = 1 };
 typedef struct {
 	cudnnConvolutionFwdAlgo_t algo;
 	cudnnStatus_t status;
@@ -128,7 +134,13 @@ typedef struct {
 		cublasOperation_t tb, int m, int n, int k, const void *alpha, const void *A, \
 		cudaDataType at, int lda, long long sa, const void *B, cudaDataType bt, int ldb, \
 		long long sb, const void *beta, void *C, cudaDataType ct, int ldc, long long sc, \
-		int count, cublasComputeType_t ctype, cublasGemmAlgo_t algo))
+		int count, cublasComputeType_t ctype, cublasGemmAlgo_t algo)) \
+	X(cublasSaxpy_v2, cublasStatus_t, (cublasHandle_t h, int n, const float *alpha, \
+		const float *x, int incx, float *y, int incy)) \
+	X(cublasSscal_v2, cublasStatus_t, (cublasHandle_t h, int n, const float *alpha, float *x, \
+		int incx)) \
+	X(cublasScopy_v2, cublasStatus_t, (cublasHandle_t h, int n, const float *x, int incx, \
+		float *y, int incy))
 
 #define CUDNN_FUNCS(X) \
 	X(cudnnGetVersion, size_t, (void)) \
@@ -194,5 +206,51 @@ typedef struct {
 		const cudnnPoolingDescriptor_t pd, const void *alpha, \
 		const cudnnTensorDescriptor_t xd, const void *x, const void *beta, \
 		const cudnnTensorDescriptor_t yd, void *y))
+
+/* What training adds: batch norm with batch statistics, the backward passes. */
+#define CUDNN_TRAIN_FUNCS(X) \
+	X(cudnnDeriveBNTensorDescriptor, cudnnStatus_t, (cudnnTensorDescriptor_t bnd, \
+		const cudnnTensorDescriptor_t xd, cudnnBatchNormMode_t mode)) \
+	X(cudnnBatchNormalizationForwardTraining, cudnnStatus_t, (cudnnHandle_t h, \
+		cudnnBatchNormMode_t mode, const void *alpha, const void *beta, \
+		const cudnnTensorDescriptor_t xd, const void *x, const cudnnTensorDescriptor_t yd, \
+		void *y, const cudnnTensorDescriptor_t bnd, const void *scale, const void *bias, \
+		double factor, void *run_mean, void *run_var, double eps, void *save_mean, \
+		void *save_invvar)) \
+	X(cudnnBatchNormalizationBackward, cudnnStatus_t, (cudnnHandle_t h, \
+		cudnnBatchNormMode_t mode, const void *alpha_d, const void *beta_d, \
+		const void *alpha_p, const void *beta_p, const cudnnTensorDescriptor_t xd, \
+		const void *x, const cudnnTensorDescriptor_t dyd, const void *dy, \
+		const cudnnTensorDescriptor_t dxd, void *dx, const cudnnTensorDescriptor_t bnd, \
+		const void *scale, void *dscale, void *dbias, double eps, const void *save_mean, \
+		const void *save_invvar)) \
+	X(cudnnGetConvolutionBackwardDataWorkspaceSize, cudnnStatus_t, (cudnnHandle_t h, \
+		const cudnnFilterDescriptor_t wd, const cudnnTensorDescriptor_t dyd, \
+		const cudnnConvolutionDescriptor_t cd, const cudnnTensorDescriptor_t dxd, \
+		cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes)) \
+	X(cudnnConvolutionBackwardData, cudnnStatus_t, (cudnnHandle_t h, const void *alpha, \
+		const cudnnFilterDescriptor_t wd, const void *w, const cudnnTensorDescriptor_t dyd, \
+		const void *dy, const cudnnConvolutionDescriptor_t cd, \
+		cudnnConvolutionBwdDataAlgo_t algo, void *ws, size_t ws_bytes, const void *beta, \
+		const cudnnTensorDescriptor_t dxd, void *dx)) \
+	X(cudnnGetConvolutionBackwardFilterWorkspaceSize, cudnnStatus_t, (cudnnHandle_t h, \
+		const cudnnTensorDescriptor_t xd, const cudnnTensorDescriptor_t dyd, \
+		const cudnnConvolutionDescriptor_t cd, const cudnnFilterDescriptor_t dwd, \
+		cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes)) \
+	X(cudnnConvolutionBackwardFilter, cudnnStatus_t, (cudnnHandle_t h, const void *alpha, \
+		const cudnnTensorDescriptor_t xd, const void *x, const cudnnTensorDescriptor_t dyd, \
+		const void *dy, const cudnnConvolutionDescriptor_t cd, \
+		cudnnConvolutionBwdFilterAlgo_t algo, void *ws, size_t ws_bytes, const void *beta, \
+		const cudnnFilterDescriptor_t dwd, void *dw)) \
+	X(cudnnActivationBackward, cudnnStatus_t, (cudnnHandle_t h, \
+		cudnnActivationDescriptor_t ad, const void *alpha, const cudnnTensorDescriptor_t yd, \
+		const void *y, const cudnnTensorDescriptor_t dyd, const void *dy, \
+		const cudnnTensorDescriptor_t xd, const void *x, const void *beta, \
+		const cudnnTensorDescriptor_t dxd, void *dx)) \
+	X(cudnnPoolingBackward, cudnnStatus_t, (cudnnHandle_t h, \
+		const cudnnPoolingDescriptor_t pd, const void *alpha, \
+		const cudnnTensorDescriptor_t yd, const void *y, const cudnnTensorDescriptor_t dyd, \
+		const void *dy, const cudnnTensorDescriptor_t xd, const void *x, const void *beta, \
+		const cudnnTensorDescriptor_t dxd, void *dx))
 
 #endif

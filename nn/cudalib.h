@@ -13,6 +13,7 @@ typedef struct {
 	CUDART_FUNCS(X)
 	CUBLAS_FUNCS(X)
 	CUDNN_FUNCS(X)
+	CUDNN_TRAIN_FUNCS(X)
 	cudaError_t (*getprop)(void *prop, int dev);
 	char rt_name[64], blas_name[64], dnn_name[64];
 } cuda_api;
@@ -32,6 +33,7 @@ struct gpu_device {
  * EXIT_DEVICE, naming the call. Return -1. */
 int rt_fail(cull_err *e, cudaError_t r, const char *what);
 int dnn_fail(cull_err *e, cudnnStatus_t s, const char *what);
+int blas_fail(cull_err *e, cublasStatus_t s, const char *what);
 
 /* The checks: each sets e and returns -1 from the calling function. */
 #define RT(call) do { cudaError_t r_ = (call); \
@@ -40,6 +42,6 @@ int dnn_fail(cull_err *e, cudnnStatus_t s, const char *what);
 	if (s_ != CUDNN_STATUS_SUCCESS) return dnn_fail(e, s_, #call); } while (0)
 #define BLAS(call) do { cublasStatus_t b_ = (call); \
 	if (b_ != CUBLAS_STATUS_SUCCESS) \
-		return cull_err_set(e, EXIT_DEVICE, "cuBLAS: %s: status %d", #call, b_); } while (0)
+		return blas_fail(e, b_, #call); } while (0)
 
 #endif

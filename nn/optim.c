@@ -1,4 +1,5 @@
 /* SGD exactly as torch.optim.SGD and the one-call training step. */
+#include "gpu.h"
 #include "resnet.h"
 
 void nn_sgd_tensors(const nn_tensor *ts, int nt, float *params, const float *grads,
@@ -32,6 +33,12 @@ void nn_sgd_tensors(const nn_tensor *ts, int nt, float *params, const float *gra
 
 void nn_sgd_step(nn_model *m, const nn_sgd *o, float lr)
 {
+	if (m->gpu) {
+		cull_err e;
+		if (gpu_train_sgd(m->gpu, o, lr, &e) < 0)
+			die_err(&e);
+		return;
+	}
 	nn_sgd_tensors(m->t, m->nt, m->params, m->grads, m->momentum, &m->sgd_steps, o, lr);
 	nn_params_changed(m);
 }

@@ -1,6 +1,7 @@
 /* ResNet definitions, the state dict table, and the forward/backward passes over the op plan. */
 #include "resnet.h"
 #include "plan.h"
+#include "gpu.h"
 #include "io.h"
 #include "rng.h"
 
@@ -233,6 +234,7 @@ void nn_free(nn_model *m)
 {
 	if (!m)
 		return;
+	gpu_train_free(m->gpu);
 	free(m->t);
 	free(m->params);
 	free(m->grads);
@@ -309,6 +311,14 @@ float *nn_tensor_data(const nn_model *m, const nn_tensor *t)
 void nn_params_changed(nn_model *m)
 {
 	m->fold_dirty = 1;
+}
+
+void nn_sync(nn_model *m)
+{
+	cull_err e;
+
+	if (m->gpu && gpu_train_download(m->gpu, &e) < 0)
+		die_err(&e);
 }
 
 /* ---- setup: shapes and buffers ---- */
@@ -543,6 +553,15 @@ const float *nn_forward(nn_model *m, const float *x, int n, int train)
 		die(EXIT_USAGE, "nn_forward: batch %d outside 1..%d", n, m->batch);
 	if (train && !m->train)
 		die(EXIT_USAGE, "nn_forward: training forward on an eval-only setup");
+	if (m->gpu && train) {
+		cull_err e;
+		if (gpu_train_forward(m->gpu, x, n, &e) < 0)
+			die_err(&e);
+		m->fwd_train = 1;
+		memset(m->acts[m->out_act].grad, 0, sizeof(float) * m->acts[m->out_act].size * n);
+		return m->acts[m->out_act].data;
+	}
+	nn_sync(m);                 /* an eval forward of a model trained on a GPU */
 	int fold = !train && !m->no_fold;
 	if (fold && m->fold_dirty)
 		nn_plan_fold(m);
@@ -682,6 +701,12 @@ static float *grad(nn_model *m, int a, int *flags)
 
 void nn_backward(nn_model *m, int n)
 {
+	if (m->gpu) {
+		cull_err e;
+		if (gpu_train_backward(m->gpu, n, &e) < 0)
+			die_err(&e);
+		return;
+	}
 	for (int i = m->nops - 1; i >= 0; i--) {
 		nn_op *o = &m->ops[i];
 		nn_act *in = &m->acts[o->in], *out = &m->acts[o->out];
@@ -751,6 +776,10 @@ void nn_backward(nn_model *m, int n)
 
 void nn_zero_grad(nn_model *m)
 {
+	cull_err e;
+
+	if (m->gpu && gpu_train_zero_grad(m->gpu, &e) < 0)
+		die_err(&e);
 	memset(m->grads, 0, sizeof(float) * m->nparams);
 }
 

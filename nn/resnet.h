@@ -54,6 +54,9 @@ typedef struct nn_model {
 	int fold_dirty, fwd_train;
 	int no_fold;             /* eval with plain BN instead of folding (set before nn_setup) */
 	size_t act_floats, grad_floats;
+	/* Training on a GPU (nn/gpu.h, gpu_train_create): training forwards, backward, zeroing
+	 * and SGD run there; outputs, features and the output gradient stay on the host. */
+	struct gpu_trainer *gpu;
 } nn_model;
 
 /* Architectures: resnet18 resnet34 resnet50 resnet18-cifar resnet20 resnet32 resnet56.
@@ -96,6 +99,10 @@ void nn_backward(nn_model *m, int n);
 void nn_zero_grad(nn_model *m);
 /* Mark parameters as changed (refolds BN before the next eval forward). */
 void nn_params_changed(nn_model *m);
+/* Bring params, momentum and buffers on the host up to date with a GPU that trains m (a
+ * no-op otherwise): before reading them (checkpoints); eval forwards do it themselves.
+ * A failure of the device is fatal (EXIT_DEVICE). */
+void nn_sync(nn_model *m);
 
 /* SGD exactly as torch.optim.SGD(lr, momentum, dampening, weight_decay, nesterov);
  * decoupled = 1 applies weight decay as p -= lr * wd * p instead (SGDW). no_decay_bn = 1

@@ -89,6 +89,8 @@ static const char usage[] =
 	"Other:\n"
 	"  --seed S            random seed (default 0)\n"
 	"  --threads T         threads (default: CPUs)\n"
+	"  --device D          cpu, cuda, cuda:N or auto (a GPU when one works): training\n"
+	"                      steps in cuDNN and cuBLAS, float32; default $CULL_DEVICE, else cpu\n"
 	"  --bf16              convolutions read bfloat16 (inputs, weights, gradients) and sum\n"
 	"                      in float; weights, optimizer and other layers stay float32.\n"
 	"                      Needs AVX512-BF16 or AMX, else a warning and float32;\n"
@@ -101,7 +103,8 @@ enum { O_ARCH = 256, O_WIDTH, O_CLASSES, O_CHANNELS, O_SIZE, O_VAL, O_EVERY, O_P
        O_MINLR, O_MOM, O_NEST, O_WD, O_NODECAY, O_SMOOTH, O_OUT, O_RESUME, O_LOG,
        O_SCORES, O_SEPOCH, O_SRUNS, O_EVAL, O_MODEL, O_PRED, O_SEED, O_THREADS, O_SSL,
        O_VERSION, O_TTA, O_TEMP, O_PHID, O_PDIM, O_PROTO, O_QUEUE, O_QSTART, O_FREEZE,
-       O_SKEPS, O_CSCALE, O_JITTER, O_JPROB, O_GPROB, O_KNN, O_KNNK, O_KNNT, O_PROBE, O_BF16 };
+       O_SKEPS, O_CSCALE, O_JITTER, O_JPROB, O_GPROB, O_KNN, O_KNNK, O_KNNT, O_PROBE, O_BF16,
+       O_DEVICE };
 static const struct option long_opts[] = {
 	{ "arch", required_argument, 0, O_ARCH }, { "width", required_argument, 0, O_WIDTH },
 	{ "classes", required_argument, 0, O_CLASSES },
@@ -144,6 +147,7 @@ static const struct option long_opts[] = {
 	{ "knn-eval", no_argument, 0, O_KNN }, { "knn-k", required_argument, 0, O_KNNK },
 	{ "knn-t", required_argument, 0, O_KNNT },
 	{ "linear-probe", no_argument, 0, O_PROBE }, { "bf16", no_argument, 0, O_BF16 },
+	{ "device", required_argument, 0, O_DEVICE },
 	{ "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, O_VERSION },
 	{ 0, 0, 0, 0 },
@@ -369,11 +373,13 @@ static void parse_one(options *o, int c, const char *name)
 	case O_KNNT: o->mon.t = (float)parse_double("--knn-t", optarg, 1e-3, 100); break;
 	case O_PROBE: o->mon.probe = 1; break;
 	case O_BF16: o->bf16 = 1; break;
+	case O_DEVICE: o->device = optarg; break;
 	case 'q': o->quiet = 1; break;
 	case 'h': fputs(usage, stdout); xfclose(stdout, "<stdout>"); exit(0);
 	case O_VERSION: {
-		char nn[1024];
-		snprintf(nn, sizeof nn, "nn: %s", nn_backend());
+		char nn[1024], gpu[512];
+		gpu_probe(gpu, sizeof gpu);
+		snprintf(nn, sizeof nn, "nn: %s\n%s", nn_backend(), gpu);
 		print_version("cull-train", nn);
 	}
 	default:
@@ -415,6 +421,13 @@ static void check_options(options *o)
 		o->score_epoch = o->epochs / 10 > 1 ? (int)lround(o->epochs / 10.0) : 1;
 	if (!o->threads)
 		o->threads = default_threads();
+	const char *dev = o->device ? o->device : getenv("CULL_DEVICE");
+	cull_err e;
+	if (nn_device_parse(dev && *dev ? dev : "cpu", &o->dev, &e) < 0)
+		die(EXIT_USAGE, "%s%s", o->device ? "" : "CULL_DEVICE: ", e.msg);
+	if (o->dev.kind != NN_DEV_CPU && o->bf16)
+		die(EXIT_USAGE, "--bf16 with --device %s: bfloat16 training on a GPU is not built "
+		    "yet; train in float32 there", dev);
 }
 
 void parse_options(options *o, int argc, char **argv)

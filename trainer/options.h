@@ -2,6 +2,7 @@
 #ifndef CULL_TRAIN_OPTIONS_H
 #define CULL_TRAIN_OPTIONS_H
 
+#include "gpu.h"
 #include "train.h"
 
 typedef struct {
@@ -18,6 +19,8 @@ typedef struct {
 	uint64_t seed;
 	schedule sched;
 	ssl_opts ssl;
+	const char *device;      /* --device as given (else $CULL_DEVICE) */
+	nn_device dev;
 	const char *ssl_only;    /* the first self-supervised option given */
 	const char *swav_only;   /* the first SwAV option given */
 	monitor_opts mon;

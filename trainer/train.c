@@ -16,6 +16,7 @@ typedef struct {
 	dataset d, v;            /* training and validation images */
 	augment a;
 	nn_model *m;
+	gpu_device *dev;         /* --device cuda: the steps run there (NULL: the CPU) */
 	trainer tr;
 	train_method method;     /* supervised_step on s, or ssl_step on ss */
 	sample_stats s;
@@ -35,6 +36,7 @@ typedef struct {
 static void save_model(const run *r)
 {
 	const options *o = r->o;
+	nn_sync(r->m);
 	st_writer *w = nn_save_writer(r->m);
 	char buf[128];
 
@@ -62,6 +64,7 @@ static void save_model(const run *r)
 static void save(const run *r)
 {
 	save_model(r);
+	nn_sync(r->m);
 	save_state(r->state_path, r->m, &r->s, &r->t, r->ssl ? &r->ss : NULL);
 }
 
@@ -183,6 +186,31 @@ static void setup(run *r)
 	stats_init(&r->s, d->n);
 	r->method = r->ssl ? (train_method){ ssl_step, &r->ss, "pair" } :
 	            (train_method){ supervised_step, &r->s, "acc" };
+}
+
+/* --device: the GPU, taken once (auto: or the CPU, saying why). */
+static void open_device(run *r)
+{
+	const options *o = r->o;
+	cull_err e;
+
+	if (o->dev.kind == NN_DEV_CPU)
+		return;
+	r->dev = gpu_open(o->dev.index, &e);
+	if (!r->dev && o->dev.kind == NN_DEV_CUDA)
+		die_err(&e);
+	if (!o->quiet)
+		note(r->dev ? "training on %s" : "--device auto: no usable GPU (%s); training on "
+		     "the CPU", r->dev ? gpu_describe(r->dev) : e.msg);
+}
+
+/* m's training steps on the GPU, from its parameters now. */
+static void on_device(run *r, nn_model *m)
+{
+	cull_err e;
+
+	if (r->dev && !gpu_train_create(r->dev, m, &e))
+		die_err(&e);
 }
 
 /* A fresh state (and an empty --log), or with --resume the saved one when there is one. */
@@ -376,6 +404,7 @@ static void score_run(run *r, int n)
 	tr.seed = seed;
 	tr.progress = 0;
 	nn_setup(tr.m, o->batch, r->d.h, r->d.w, 1);
+	on_device(r, tr.m);
 	for (t.epoch = 0; t.epoch < o->score_epoch; t.epoch++) {
 		t.step = 0;
 		train_epoch(&tr, &t, &plain, &never);
@@ -448,6 +477,7 @@ static void run_free(run *r)
 	data_free(&r->d);
 	data_free(&r->v);
 	nn_free(r->m);
+	gpu_close(r->dev);
 }
 
 int train(options *o)
@@ -459,7 +489,9 @@ int train(options *o)
 	r.ssl = o->ssl.method != SSL_NONE;
 	load_data(&r);
 	setup(&r);
+	open_device(&r);
 	start_or_resume(&r);
+	on_device(&r, r.m);
 	announce(&r);
 	catch_interrupts();
 	while (r.t.epoch < o->epochs)

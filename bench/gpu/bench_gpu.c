@@ -13,7 +13,7 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_gpu [--arch A] [--width W] [--in-ch C] [--model FILE] "
-	        "[--classes K] [--px P] [--batch B] [--bf16] [--iters N] [--check N] [--threads T] "
+	        "[--classes K] [--train STEPS] [--px P] [--batch B] [--bf16] [--iters N] [--check N] [--threads T] "
 	        "[--device cuda:N]\n");
 	exit(EXIT_USAGE);
 }
@@ -32,11 +32,82 @@ static void fill(float *x, size_t n, uint64_t *s)
 		x[n - 1] = 0;
 }
 
+/* The largest |a - b| over the largest |a|. */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+	double d = 0, big = 0;
+	for (size_t i = 0; i < n; i++) {
+		d = fmax(d, fabs((double)a[i] - b[i]));
+		big = fmax(big, fabs((double)a[i]));
+	}
+	return big > 0 ? d / big : d;
+}
+
+/* --train: steps of SGD on the CPU and on the GPU from the same start and batches (the
+ * last batch one image short, as an epoch's end), then their losses and states compared,
+ * then the GPU's training speed. */
+static int train(gpu_device *dev, const char *arch, int in_ch, double width, int classes,
+                 int px, int batch, int steps, int iters)
+{
+	nn_model *c = nn_create(arch, in_ch, width, classes, 1), *g = nn_create(arch, in_ch,
+	                                                                       width, classes, 1);
+	nn_sgd o = { .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1 };
+	size_t plane = (size_t)in_ch * px * px;
+	float *x = xmalloc(sizeof(float) * plane * (size_t)batch);
+	int *labels = xmalloc(sizeof(int) * (size_t)batch);
+	uint64_t seed = 11;
+	double worst = 0;
+	cull_err e;
+
+	nn_setup(c, batch, px, px, 1);
+	nn_setup(g, batch, px, px, 1);
+	if (!gpu_train_create(dev, g, &e))
+		die_err(&e);
+	for (int s = 0; s < steps; s++) {
+		int n = s == steps - 1 && batch > 2 ? batch - 1 : batch;
+		fill(x, plane * (size_t)n, &seed);
+		for (int i = 0; i < n; i++)
+			labels[i] = (int)(rng_next(&seed) % (uint64_t)classes);
+		double lc = nn_train_step(c, x, labels, n, &o, 0.05f, 0.1f, NULL);
+		double lg = nn_train_step(g, x, labels, n, &o, 0.05f, 0.1f, NULL);
+		worst = fmax(worst, fabs(lc - lg) / fmax(fabs(lc), 1e-12));
+		printf("step %d batch %d: loss cpu %.7f gpu %.7f\n", s + 1, n, lc, lg);
+	}
+	nn_sync(g);
+	printf("train %s %dpx: %d steps, loss rel diff max %.3g, params %.3g, momentum %.3g, "
+	       "running stats %.3g\n", arch, px, steps, worst,
+	       rel_diff(c->params, g->params, c->nparams),
+	       rel_diff(c->momentum, g->momentum, c->nparams),
+	       rel_diff(c->buffers, g->buffers, c->nbuffers));
+	/* eval on the host from the synced state: the same logits */
+	nn_setup(c, batch, px, px, 1);
+	const float *zc = nn_forward(c, x, batch, 0);
+	float *keep = xmalloc(sizeof(float) * (size_t)batch * classes);
+	memcpy(keep, zc, sizeof(float) * (size_t)batch * classes);
+	const float *zg = nn_forward(g, x, batch, 0);
+	printf("eval after training: logits rel diff %.3g\n",
+	       rel_diff(keep, zg, (size_t)batch * classes));
+	if (iters) {
+		double t0 = now_seconds();
+		for (int i = 0; i < iters; i++)
+			nn_train_step(g, x, labels, batch, &o, 0.05f, 0.1f, NULL);
+		double dt = now_seconds() - t0;
+		printf("speed train %s %dpx batch %d fp32: %.3f ms/step, img_per_s %.0f\n", arch, px,
+		       batch, dt * 1000 / iters, batch * iters / dt);
+	}
+	free(keep);
+	free(x);
+	free(labels);
+	nn_free(c);
+	nn_free(g);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *arch = "resnet50", *model = NULL, *device = "cuda";
 	double width = 1;
-	int in_ch = 3, classes = 0, px = 224, batch = 256, bf16 = 0, iters = 20, check = 32, threads = 0;
+	int in_ch = 3, classes = 0, steps = 0, px = 224, batch = 256, bf16 = 0, iters = 20, check = 32, threads = 0;
 	cull_err e;
 
 	cull_init(argv[0]);
@@ -50,6 +121,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--width")) width = atof(v);
 		else if (!strcmp(a, "--in-ch")) in_ch = atoi(v);
 		else if (!strcmp(a, "--classes")) classes = atoi(v);
+		else if (!strcmp(a, "--train")) steps = atoi(v);
 		else if (!strcmp(a, "--model")) model = v;
 		else if (!strcmp(a, "--px")) px = atoi(v);
 		else if (!strcmp(a, "--batch")) batch = atoi(v);
@@ -64,6 +136,18 @@ int main(int argc, char **argv)
 	if (check > batch)
 		check = batch;
 	nn_set_threads(threads);
+	if (steps > 0) {
+		nn_device d;
+		if (nn_device_parse(device, &d, &e) < 0)
+			die_err(&e);
+		gpu_device *dev = gpu_open(d.index, &e);
+		if (!dev)
+			die_err(&e);
+		printf("device %s\n", gpu_describe(dev));
+		train(dev, arch, in_ch, width, classes ? classes : 10, px, batch, steps, iters);
+		gpu_close(dev);
+		return 0;
+	}
 	nn_model *m = nn_create(arch, in_ch, width, classes, 1);
 	if (!m)
 		die(EXIT_USAGE, "unknown arch %s", arch);

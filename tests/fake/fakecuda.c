@@ -26,6 +26,7 @@
 CUDART_FUNCS(X)
 CUBLAS_FUNCS(X)
 CUDNN_FUNCS(X)
+CUDNN_TRAIN_FUNCS(X)
 #undef X
 cudaError_t cudaGetDeviceProperties(void *prop, int dev);
 cudaError_t cudaGetDeviceProperties_v2(void *prop, int dev);
@@ -33,7 +34,7 @@ cudaError_t cudaGetDeviceProperties_v2(void *prop, int dev);
 /* Every entry point's index, for the call counters (FAKECUDA_STATS). */
 enum {
 #define X(name, ret, args) I_##name,
-	CUDART_FUNCS(X) CUBLAS_FUNCS(X) CUDNN_FUNCS(X)
+	CUDART_FUNCS(X) CUBLAS_FUNCS(X) CUDNN_FUNCS(X) CUDNN_TRAIN_FUNCS(X)
 #undef X
 	I_cudaGetDeviceProperties, I_cudaGetDeviceProperties_v2, N_ENTRY
 };
@@ -95,7 +96,7 @@ enum { E_INVALID = 1, E_DIRECTION = 21, E_DEVICE = 101, E_HANDLE = 400 };
 
 static const char *const entry_names[N_ENTRY] = {
 #define X(name, ret, args) #name,
-	CUDART_FUNCS(X) CUBLAS_FUNCS(X) CUDNN_FUNCS(X)
+	CUDART_FUNCS(X) CUBLAS_FUNCS(X) CUDNN_FUNCS(X) CUDNN_TRAIN_FUNCS(X)
 #undef X
 	"cudaGetDeviceProperties", "cudaGetDeviceProperties_v2",
 };
@@ -536,6 +537,56 @@ cublasStatus_t cublasGetVersion_v2(cublasHandle_t h, int *version)
 	if (!h || !version)
 		return h ? B_INVALID : B_NOT_INITIALIZED;
 	*version = 130000;
+	return CUBLAS_STATUS_SUCCESS;
+}
+
+/* Level 1, float: n elements inc apart in device memory. */
+static int vec(const char *fn, const char *what, const float *p, int n, int inc)
+{
+	return n < 0 || inc <= 0 ||
+	       (n > 0 && fakecuda_dev_range(fn, what, p, ((size_t)(n - 1) * inc + 1) * 4));
+}
+
+/* y += alpha x */
+cublasStatus_t cublasSaxpy_v2(cublasHandle_t h, int n, const float *alpha, const float *x,
+                              int incx, float *y, int incy)
+{
+	COUNT(cublasSaxpy_v2);
+	if (!h)
+		return B_NOT_INITIALIZED;
+	if (!alpha || fakecuda_host_range(__func__, "alpha", alpha, 4) ||
+	    vec(__func__, "x", x, n, incx) || vec(__func__, "y", y, n, incy))
+		return B_INVALID;
+	for (int i = 0; i < n; i++)
+		y[(size_t)i * incy] += *alpha * x[(size_t)i * incx];
+	return CUBLAS_STATUS_SUCCESS;
+}
+
+/* x *= alpha */
+cublasStatus_t cublasSscal_v2(cublasHandle_t h, int n, const float *alpha, float *x, int incx)
+{
+	COUNT(cublasSscal_v2);
+	if (!h)
+		return B_NOT_INITIALIZED;
+	if (!alpha || fakecuda_host_range(__func__, "alpha", alpha, 4) ||
+	    vec(__func__, "x", x, n, incx))
+		return B_INVALID;
+	for (int i = 0; i < n; i++)
+		x[(size_t)i * incx] *= *alpha;
+	return CUBLAS_STATUS_SUCCESS;
+}
+
+/* y = x */
+cublasStatus_t cublasScopy_v2(cublasHandle_t h, int n, const float *x, int incx, float *y,
+                              int incy)
+{
+	COUNT(cublasScopy_v2);
+	if (!h)
+		return B_NOT_INITIALIZED;
+	if (vec(__func__, "x", x, n, incx) || vec(__func__, "y", y, n, incy))
+		return B_INVALID;
+	for (int i = 0; i < n; i++)
+		y[(size_t)i * incy] = x[(size_t)i * incx];
 	return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1153,6 +1204,8 @@ cudnnStatus_t cudnnPoolingForward(cudnnHandle_t h, const cudnnPoolingDescriptor_
 	free(xv);
 	return finish(ys, y, out, be);
 }
+
+#include "fakecudnn_train.c"
 
 #else
 #error "build with -DFAKE_LIB=FAKE_CUDART, FAKE_CUBLAS or FAKE_CUDNN"
