@@ -103,6 +103,21 @@ static int train(gpu_device *dev, const char *arch, int in_ch, double width, int
 	return 0;
 }
 
+/* The GPU --device names, announced. */
+static gpu_device *open_gpu(const char *device)
+{
+	nn_device d;
+	cull_err e;
+
+	if (nn_device_parse(device, &d, &e) < 0)
+		die_err(&e);
+	gpu_device *dev = gpu_open(d.index, &e);
+	if (!dev)
+		die_err(&e);
+	printf("device %s\n", gpu_describe(dev));
+	return dev;
+}
+
 int main(int argc, char **argv)
 {
 	const char *arch = "resnet50", *model = NULL, *device = "cuda";
@@ -137,13 +152,7 @@ int main(int argc, char **argv)
 		check = batch;
 	nn_set_threads(threads);
 	if (steps > 0) {
-		nn_device d;
-		if (nn_device_parse(device, &d, &e) < 0)
-			die_err(&e);
-		gpu_device *dev = gpu_open(d.index, &e);
-		if (!dev)
-			die_err(&e);
-		printf("device %s\n", gpu_describe(dev));
+		gpu_device *dev = open_gpu(device);
 		train(dev, arch, in_ch, width, classes ? classes : 10, px, batch, steps, iters);
 		gpu_close(dev);
 		return 0;
@@ -167,13 +176,7 @@ int main(int argc, char **argv)
 		nn_params_changed(m);
 	}
 
-	nn_device d;
-	if (nn_device_parse(device, &d, &e) < 0)
-		die_err(&e);
-	gpu_device *dev = gpu_open(d.index, &e);
-	if (!dev)
-		die_err(&e);
-	printf("device %s\n", gpu_describe(dev));
+	gpu_device *dev = open_gpu(device);
 	gpu_net *g = gpu_net_create(dev, m, batch, px, px, bf16, &e);
 	if (!g)
 		die_err(&e);
